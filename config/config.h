@@ -1,0 +1,45 @@
+// Loading, validating, dumping and describing a TrainConfig. YAML is touched only in config.cpp.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config/errors.h"
+#include "config/train_config.h"
+
+namespace neftune::config {
+
+// A user mistake in a config: the message names the source (file:line or --set), the key and a fix.
+class ConfigError : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+// Reads YAML from `path`, applies `overrides` ("a.b=value", as given to --set), parses and validates.
+TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The same from text; `source` names it in errors (a path, "POST body", ...).
+TrainConfig parse_config(const std::string& yaml_text, const std::string& source,
+                         const std::vector<std::string>& overrides = {});
+
+// Checks ranges and cross-field rules; throws ConfigError naming the key and how to fix it.
+void validate(const TrainConfig& cfg);
+
+// The effective config as YAML, every key present, each with its one-line doc as a comment.
+std::string dump_config(const TrainConfig& cfg);
+
+// FNV-1a 64 of dump_config(): equal configs hash equal on every rank.
+uint64_t config_hash(const TrainConfig& cfg);
+
+// "key  default  doc" lines for every key, for `neftune train --help`.
+std::string describe_keys();
+
+// Every dotted key ("train.lr", ...), for suggestions and tests.
+std::vector<std::string> all_keys();
+
+// The valid key closest to `key` (same leaf name first, then edit distance); empty if none is close.
+std::string nearest_key(const std::string& key);
+
+}  // namespace neftune::config

@@ -1,0 +1,23 @@
+// The user-error channel: mistakes in configs, data, paths and checkpoints. main() catches these and
+// prints the message (which names the file/field/record and a fix) and exits with kExitUserError.
+// Library failures (MPI, NCCL, CUDA) do not use this: they go through the check macros in
+// distributed/check.h and abort every rank.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace neftune {
+
+// Process exit codes (documented in the README).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;     // a bug or a library failure
+inline constexpr int kExitUserError = 2;   // bad config, data, path or checkpoint
+inline constexpr int kExitPreempted = 75;  // stopped by SIGTERM/SIGUSR1 after writing a checkpoint (EX_TEMPFAIL)
+
+class UserError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace neftune

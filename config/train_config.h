@@ -1,0 +1,218 @@
+// The one typed config tree. Every field is written once here: its default (the initializer) and a
+// one-line doc (the visit() call). The YAML parser, the dumper, --help and --set all walk visit().
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "config/enums.h"
+
+namespace neftune::config {
+
+struct ModelInit {
+  int64_t dim = 128;
+  int64_t n_layers = 4;
+  int64_t n_heads = 4;
+  int64_t n_kv_heads = 2;
+  int64_t hidden_dim = 352;
+  int64_t max_seq_len = 512;
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  bool tie_embeddings = true;
+  double init_std = 0.02;
+
+  template <class V>
+  void visit(V& v) {
+    v("dim", dim, "hidden size d");
+    v("n_layers", n_layers, "decoder layers");
+    v("n_heads", n_heads, "attention (query) heads; dim must divide by it");
+    v("n_kv_heads", n_kv_heads, "key/value heads (GQA); n_heads must divide by it");
+    v("hidden_dim", hidden_dim, "SwiGLU intermediate size");
+    v("max_seq_len", max_seq_len, "max_position_embeddings of the new model");
+    v("rope_theta", rope_theta, "RoPE base");
+    v("norm_eps", norm_eps, "RMSNorm epsilon");
+    v("tie_embeddings", tie_embeddings, "share the embedding matrix with the LM head");
+    v("init_std", init_std, "std of the normal init of linear and embedding weights");
+  }
+};
+
+struct ModelConfig {
+  std::optional<std::string> path;
+  DType dtype = DType::fp32;
+  ModelInit init;
+
+  template <class V>
+  void visit(V& v) {
+    v("path", path, "HF-format LLaMA checkpoint directory; null = random init from model.init");
+    v("dtype", dtype, "compute dtype of activations and gathered weights (fp32 | bf16); master weights stay fp32");
+    v.section("init", init, "dims of the random-init model (used only when model.path is null)");
+  }
+};
+
+struct TokenizerConfig {
+  TokenizerKind kind = TokenizerKind::byte;
+  std::optional<std::string> path;
+
+  template <class V>
+  void visit(V& v) {
+    v("kind", kind, "byte (256 bytes + BOS/EOS/PAD) | sentencepiece");
+    v("path", path, "sentencepiece tokenizer.model; null = <model.path>/tokenizer.model");
+  }
+};
+
+struct DataConfig {
+  std::optional<std::string> train;
+  std::optional<std::string> eval;
+  DataFormat format = DataFormat::alpaca;
+  int64_t max_seq_len = 512;
+  TooLong too_long = TooLong::truncate;
+  OnMalformed on_malformed = OnMalformed::error;
+  int64_t builtin_train_size = 20000;
+  int64_t builtin_eval_size = 200;
+  int64_t eval_max_samples = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v("train", train, "Alpaca/Dolly JSON array or JSONL file; null = the built-in task generator");
+    v("eval", eval, "held-out file for eval_loss; null = the built-in held-out split when train is null, else no eval");
+    v("format", format, "alpaca (instruction/input/output) | dolly (instruction/context/response) | auto");
+    v("max_seq_len", max_seq_len, "tokens per sample after templating (BOS..EOS); at most the model's limit");
+    v("too_long", too_long, "a sample over max_seq_len: truncate (prompt first, see README) | skip | error");
+    v("on_malformed", on_malformed, "a record missing fields or of the wrong type: error | skip (counted)");
+    v("builtin_train_size", builtin_train_size, "samples the built-in generator makes for training");
+    v("builtin_eval_size", builtin_eval_size, "samples in the built-in held-out split (disjoint from train)");
+    v("eval_max_samples", eval_max_samples, "evaluate on at most this many held-out samples; 0 = all");
+  }
+};
+
+struct NeftuneConfig {
+  std::optional<double> alpha = 5.0;
+
+  template <class V>
+  void visit(V& v) {
+    v("alpha", alpha, "noise scale: delta ~ U(-1,1) * alpha / sqrt(L_i * d) per sample; null or 0 = off");
+  }
+};
+
+struct TrainSection {
+  int64_t seed = 42;
+  int64_t micro_batch_size = 4;
+  int64_t accumulation_steps = 1;
+  std::optional<int64_t> max_steps = 200;
+  std::optional<double> epochs;
+  double lr = 2.0e-5;
+  double warmup_ratio = 0.03;
+  Schedule schedule = Schedule::cosine;
+  double min_lr_ratio = 0.0;
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_eps = 1e-8;
+  std::optional<double> max_grad_norm = 1.0;
+  LossNormalization loss_normalization = LossNormalization::token;
+  int64_t eval_every_steps = 0;
+  int64_t threads = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v("seed", seed, "seeds init, data order (seed + epoch) and NEFTune noise");
+    v("micro_batch_size", micro_batch_size, "samples per forward/backward on each rank");
+    v("accumulation_steps", accumulation_steps, "micro-batches per optimizer step on each rank");
+    v("max_steps", max_steps, "optimizer steps to run; null = derive from epochs");
+    v("epochs", epochs, "passes over the training set (used when max_steps is null; may be fractional)");
+    v("lr", lr, "peak learning rate");
+    v("warmup_ratio", warmup_ratio, "fraction of the steps with linear warmup from 0");
+    v("schedule", schedule, "lr after warmup: cosine | linear | constant");
+    v("min_lr_ratio", min_lr_ratio, "final lr as a fraction of lr (cosine and linear)");
+    v("weight_decay", weight_decay, "AdamW decoupled weight decay (never on norms and biases)");
+    v("adam_beta1", adam_beta1, "AdamW beta1");
+    v("adam_beta2", adam_beta2, "AdamW beta2");
+    v("adam_eps", adam_eps, "AdamW epsilon");
+    v("max_grad_norm", max_grad_norm, "clip the global gradient norm to this; null or 0 = no clipping");
+    v("loss_normalization", loss_normalization,
+      "token: sum over real tokens / their count in the whole step | microbatch_mean: paper's mean per micro-batch / accumulation");
+    v("eval_every_steps", eval_every_steps, "eval_loss every this many steps (and at the end); 0 = only at the end");
+    v("threads", threads, "intra-op threads per rank; 0 = cores on this node / ranks on this node");
+  }
+};
+
+struct DistributedConfig {
+  Backend backend = Backend::auto_select;
+  Sharding sharding = Sharding::full;
+  DType param_dtype = DType::fp32;
+  DType reduce_dtype = DType::fp32;
+  bool prefetch = true;
+  bool reduce_every_microbatch = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("backend", backend, "auto (nccl for CUDA, mpi otherwise) | mpi | nccl");
+    v("sharding", sharding, "full (ZeRO-3: free params after forward) | grad_op (ZeRO-2: keep until backward) | none (replicated)");
+    v("param_dtype", param_dtype, "dtype of parameter all-gathers (bf16 halves the bytes)");
+    v("reduce_dtype", reduce_dtype, "dtype of gradient reduce-scatters");
+    v("prefetch", prefetch, "start the next unit's all-gather while the current one computes");
+    v("reduce_every_microbatch", reduce_every_microbatch,
+      "true: reduce-scatter grads after every micro-batch (least memory) | false: once per step (least traffic)");
+  }
+};
+
+struct CheckpointConfig {
+  int64_t every_steps = 0;
+  int64_t keep_last = 2;
+  std::string resume = "auto";
+  std::optional<std::string> dir;
+
+  template <class V>
+  void visit(V& v) {
+    v("every_steps", every_steps, "write a sharded checkpoint every this many steps; 0 = only at the end");
+    v("keep_last", keep_last, "complete checkpoints to keep; older ones are removed after a new one is complete");
+    v("resume", resume, "auto (newest complete checkpoint, if any) | never | a checkpoint directory");
+    v("dir", dir, "checkpoint directory; null = <output_dir>/checkpoints");
+  }
+};
+
+struct LoggingConfig {
+  std::string level = "info";
+  bool all_ranks = false;
+  Progress progress = Progress::auto_detect;
+  int64_t log_every_steps = 10;
+
+  template <class V>
+  void visit(V& v) {
+    v("level", level, "trace | debug | info | warn | error");
+    v("all_ranks", all_ranks, "log info from every rank, not only rank 0");
+    v("progress", progress, "progress bar: auto (when stdout is a terminal) | on | off");
+    v("log_every_steps", log_every_steps, "a train.log line every this many steps (metrics.jsonl gets every step)");
+  }
+};
+
+struct TrainConfig {
+  std::string output_dir = "runs/quickstart";
+  ModelConfig model;
+  TokenizerConfig tokenizer;
+  DataConfig data;
+  NeftuneConfig neftune;
+  TrainSection train;
+  DistributedConfig distributed;
+  CheckpointConfig checkpoint;
+  LoggingConfig logging;
+
+  template <class V>
+  void visit(V& v) {
+    v("output_dir", output_dir, "metrics.jsonl, train.log, config.yaml, checkpoints/ and final/ go here");
+    v.section("model", model, "the model to fine-tune");
+    v.section("tokenizer", tokenizer, "how text becomes ids");
+    v.section("data", data, "instruction data");
+    v.section("neftune", neftune, "noisy embeddings (arXiv 2310.05914)");
+    v.section("train", train, "optimisation");
+    v.section("distributed", distributed, "FSDP sharding over ranks");
+    v.section("checkpoint", checkpoint, "sharded, resumable checkpoints");
+    v.section("logging", logging, "logs and progress");
+  }
+};
+
+// NEFTune is on when alpha is set and > 0.
+inline bool neftune_enabled(const TrainConfig& c) { return c.neftune.alpha.value_or(0.0) > 0.0; }
+
+}  // namespace neftune::config

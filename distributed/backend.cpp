@@ -1,0 +1,41 @@
+#include "distributed/backend.h"
+
+#include "config/errors.h"
+#include "distributed/mpi_communicator.h"
+#ifdef NEFTUNE_WITH_NCCL
+#include "distributed/nccl_communicator.h"
+#endif
+
+namespace neftune::dist {
+
+bool nccl_available() {
+#if defined(NEFTUNE_WITH_NCCL) && defined(NEFTUNE_TORCH_CUDA)
+  return at::hasCUDA();
+#else
+  return false;
+#endif
+}
+
+TrainingComm make_training_comm(World& world, config::Backend backend) {
+  TrainingComm out;
+  const bool use_nccl = backend == config::Backend::nccl || (backend == config::Backend::auto_select && nccl_available());
+  if (use_nccl) {
+    if (!nccl_available())
+      throw UserError(
+          "config: distributed.backend: nccl needs a CUDA build of LibTorch, the NCCL backend "
+          "(-DNEFTUNE_WITH_NCCL=ON) and a visible GPU; this process has none of that (use backend: mpi)");
+#ifdef NEFTUNE_WITH_NCCL
+    const int device = world.local_rank;
+    out.device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device));
+    // An explicit `nccl` uses NCCL even on one rank; `auto` on one rank needs no communication.
+    out.comm = world.size == 1 && backend == config::Backend::auto_select ? make_local_communicator()
+                                                                          : make_nccl_communicator(*world.host, device);
+#endif
+    return out;
+  }
+  out.device = at::kCPU;
+  out.comm = world.size == 1 ? make_local_communicator() : make_mpi_communicator(MPI_COMM_WORLD);
+  return out;
+}
+
+}  // namespace neftune::dist

@@ -1,0 +1,92 @@
+// neftune eval --model DIR [--data FILE] [...]
+#include <ATen/Parallel.h>
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "config/errors.h"
+#include "launch/commands.h"
+#include "trainer/data/builtin_tasks.h"
+#include "trainer/data/examples.h"
+#include "trainer/model/llama.h"
+#include "trainer/run/model_eval.h"
+
+namespace neftune::launch {
+
+Action add_eval_command(CLI::App& app, dist::World& world) {
+  struct Opts {
+    std::string model, data, format = "auto", dtype = "fp32";
+    int64_t max_samples = 200, max_seq_len = 512, batch_size = 8;
+    bool generate = false, json = false;
+    run::GenerateOptions gen;
+    int threads = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  o->gen.max_new_tokens = 64;
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Held-out loss of an HF-format model; on the built-in tasks also exact-match accuracy and response length");
+  cmd->add_option("--model", o->model, "HF-format model directory (e.g. output_dir/final)")->required();
+  cmd->add_option("--data", o->data, "Alpaca/Dolly JSON or JSONL; default: the built-in held-out split");
+  cmd->add_option("--format", o->format, "alpaca | dolly | auto")->check(CLI::IsMember({"alpaca", "dolly", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--max-samples", o->max_samples, "evaluate at most this many records (0 = all)")->capture_default_str();
+  cmd->add_option("--max-seq-len", o->max_seq_len, "truncate longer samples (prompt first)")->capture_default_str();
+  cmd->add_option("--batch-size", o->batch_size, "samples per forward")->capture_default_str();
+  cmd->add_flag("--generate", o->generate, "also generate answers (always on for the built-in split)");
+  cmd->add_option("--max-new-tokens", o->gen.max_new_tokens, "generation length limit")->capture_default_str();
+  cmd->add_option("--repetition-penalty", o->gen.repetition_penalty, "for generated answers")->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  cmd->add_option("--threads", o->threads, "intra-op threads; 0 = all cores")->capture_default_str();
+  cmd->add_flag("--json", o->json, "print the report as JSON");
+  return [o, &world]() {
+    if (world.rank != 0) return kExitOk;
+    if (o->threads > 0) at::set_num_threads(o->threads);
+    if (o->batch_size < 1 || o->max_seq_len < 8 || o->max_samples < 0)
+      throw UserError("eval: --batch-size >= 1, --max-seq-len >= 8 and --max-samples >= 0 are required");
+    const model::LlamaModel m =
+        model::LlamaModel::load(o->model, o->dtype == "bf16" ? at::kBFloat16 : at::kFloat, at::kCPU);
+    const auto tok = tok::load_tokenizer_from_model_dir(o->model);
+    const bool builtin = o->data.empty();
+    std::vector<data::Record> records;
+    if (builtin) {
+      records = data::make_builtin_tasks(o->max_samples > 0 ? o->max_samples : 200, data::Split::held_out);
+    } else {
+      config::DataFormat fmt{};
+      config::from_string(o->format == "auto" ? "auto" : o->format, fmt);
+      records = data::read_records(o->data, fmt, config::OnMalformed::error);
+      if (o->max_samples > 0 && static_cast<int64_t>(records.size()) > o->max_samples)
+        records.resize(static_cast<size_t>(o->max_samples));
+    }
+    const int64_t max_len = std::min(o->max_seq_len, m.config().max_position_embeddings);
+    const auto examples = data::make_examples(records, *tok, max_len, config::TooLong::truncate,
+                                              builtin ? "built-in held-out data" : o->data);
+    run::EvalReport report;
+    run::eval_loss(m, examples, tok->pad_id(), o->batch_size, report);
+    if (builtin || o->generate) run::eval_generation(m, *tok, records, o->gen, true, builtin, report);
+
+    if (o->json) {
+      nlohmann::json j = {{"eval_loss", report.loss},
+                          {"examples", report.examples},
+                          {"target_tokens", report.target_tokens},
+                          {"generated", report.generated},
+                          {"mean_response_tokens", report.mean_response_tokens},
+                          {"mean_response_chars", report.mean_response_chars}};
+      if (report.exact_match) j["exact_match"] = *report.exact_match;
+      for (const auto& [task, ct] : report.per_task) j["per_task"][task] = {{"correct", ct.first}, {"total", ct.second}};
+      std::cout << j.dump() << std::endl;
+    } else {
+      std::printf("eval_loss %.4f over %lld examples (%lld response tokens)\n", report.loss,
+                  static_cast<long long>(report.examples), static_cast<long long>(report.target_tokens));
+      if (report.generated > 0)
+        std::printf("generated %lld answers: mean length %.1f tokens / %.1f chars\n",
+                    static_cast<long long>(report.generated), report.mean_response_tokens, report.mean_response_chars);
+      if (report.exact_match) std::printf("exact match %.1f%%\n", 100.0 * *report.exact_match);
+      for (const auto& [task, ct] : report.per_task)
+        std::printf("  %-10s %lld/%lld\n", task.c_str(), static_cast<long long>(ct.first), static_cast<long long>(ct.second));
+    }
+    return kExitOk;
+  };
+}
+
+}  // namespace neftune::launch

@@ -1,0 +1,58 @@
+// neftune generate --model DIR --prompt TEXT [...]
+#include <ATen/Parallel.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "config/errors.h"
+#include "launch/commands.h"
+#include "trainer/data/examples.h"
+#include "trainer/model/llama.h"
+#include "trainer/run/generate.h"
+
+namespace neftune::launch {
+
+Action add_generate_command(CLI::App& app, dist::World& world) {
+  struct Opts {
+    std::string model, prompt, input, dtype = "fp32";
+    run::GenerateOptions gen;
+    bool raw = false, json = false;
+    int threads = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate a response with an HF-format model (KV cache)");
+  cmd->add_option("--model", o->model, "HF-format model directory (e.g. output_dir/final)")->required();
+  cmd->add_option("--prompt", o->prompt, "the instruction (or, with --raw, the raw prompt)")->required();
+  cmd->add_option("--input", o->input, "optional input/context for the instruction");
+  cmd->add_option("--max-new-tokens", o->gen.max_new_tokens, "tokens to generate at most")->capture_default_str();
+  cmd->add_option("--temperature", o->gen.temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-p", o->gen.top_p, "nucleus sampling mass (with temperature > 0)")->capture_default_str();
+  cmd->add_option("--repetition-penalty", o->gen.repetition_penalty, "CTRL-style penalty; the paper uses 1.2")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->gen.seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  cmd->add_option("--threads", o->threads, "intra-op threads; 0 = all cores")->capture_default_str();
+  cmd->add_flag("--raw", o->raw, "use the prompt as is (BOS + prompt), without the instruction template");
+  cmd->add_flag("--json", o->json, R"(print {"prompt_ids": [...], "output_ids": [...], "text": "..."})");
+  return [o, &world]() {
+    if (world.rank != 0) return kExitOk;  // generation is a single-process job
+    if (o->threads > 0) at::set_num_threads(o->threads);
+    const model::LlamaModel m =
+        model::LlamaModel::load(o->model, o->dtype == "bf16" ? at::kBFloat16 : at::kFloat, at::kCPU);
+    const auto tok = tok::load_tokenizer_from_model_dir(o->model);
+    const std::vector<int32_t> prompt =
+        o->raw ? tok->encode(o->prompt, true) : data::prompt_ids(*tok, o->prompt, o->input);
+    std::vector<int32_t> out = run::generate(m, prompt, o->gen, tok->eos_id());
+    std::vector<int32_t> text_ids = out;
+    if (!text_ids.empty() && text_ids.back() == tok->eos_id()) text_ids.pop_back();
+    const std::string text = tok->decode(text_ids);
+    if (o->json) {
+      std::cout << nlohmann::json{{"prompt_ids", prompt}, {"output_ids", out}, {"text", text}}.dump() << std::endl;
+    } else {
+      std::cout << text << std::endl;
+    }
+    return kExitOk;
+  };
+}
+
+}  // namespace neftune::launch

@@ -1,0 +1,123 @@
+// The config tree: defaults, parsing errors that name the key/line and a fix, --set, dump round trip.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+
+namespace neftune::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(yaml, "exp.yaml", overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsMatchTheDesignContract) {
+  const TrainConfig c = parse_config("", "empty");
+  EXPECT_EQ(c.output_dir, "runs/quickstart");
+  EXPECT_FALSE(c.model.path.has_value());
+  EXPECT_EQ(c.model.dtype, DType::fp32);
+  EXPECT_EQ(c.tokenizer.kind, TokenizerKind::byte);
+  EXPECT_EQ(c.data.format, DataFormat::alpaca);
+  EXPECT_EQ(c.data.max_seq_len, 512);
+  EXPECT_DOUBLE_EQ(*c.neftune.alpha, 5.0);
+  EXPECT_EQ(c.train.seed, 42);
+  EXPECT_EQ(c.train.micro_batch_size, 4);
+  EXPECT_EQ(*c.train.max_steps, 200);
+  EXPECT_DOUBLE_EQ(c.train.lr, 2.0e-5);
+  EXPECT_DOUBLE_EQ(c.train.warmup_ratio, 0.03);
+  EXPECT_EQ(c.train.schedule, Schedule::cosine);
+  EXPECT_EQ(c.train.loss_normalization, LossNormalization::token);
+  EXPECT_EQ(c.distributed.backend, Backend::auto_select);
+  EXPECT_EQ(c.distributed.sharding, Sharding::full);
+  EXPECT_TRUE(c.distributed.prefetch);
+  EXPECT_EQ(c.checkpoint.keep_last, 2);
+  EXPECT_EQ(c.checkpoint.resume, "auto");
+}
+
+TEST(Config, ParsesNestedValues) {
+  const TrainConfig c = parse_config(
+      "model: {path: /m, dtype: bf16}\nneftune: {alpha: null}\ntrain:\n  lr: 1e-4\n  epochs: 3\n  max_steps: null\n",
+      "x");
+  EXPECT_EQ(*c.model.path, "/m");
+  EXPECT_EQ(c.model.dtype, DType::bf16);
+  EXPECT_FALSE(c.neftune.alpha.has_value());
+  EXPECT_FALSE(neftune_enabled(c));
+  EXPECT_DOUBLE_EQ(c.train.lr, 1e-4);
+  EXPECT_DOUBLE_EQ(*c.train.epochs, 3.0);
+  EXPECT_FALSE(c.train.max_steps.has_value());
+}
+
+TEST(Config, UnknownKeyNamesItAndTheNearestValidOne) {
+  EXPECT_THAT(error_of("train:\n  lrr: 1\n"), HasSubstr("exp.yaml:2: unknown key 'train.lrr' (did you mean 'train.lr'?)"));
+  // A key in the wrong section points to where it lives.
+  EXPECT_THAT(error_of("train: {alpha: 5}\n"), HasSubstr("did you mean 'neftune.alpha'?"));
+  EXPECT_THAT(error_of("trian: {lr: 1}\n"), HasSubstr("unknown key 'trian'"));
+}
+
+TEST(Config, TypeErrorsNameTheKeyAndLine) {
+  EXPECT_THAT(error_of("output_dir: x\ntrain:\n  micro_batch_size: many\n"),
+              HasSubstr("exp.yaml:3: train.micro_batch_size: expected an integer, got 'many'"));
+  EXPECT_THAT(error_of("train: {lr: fast}\n"), HasSubstr("train.lr: expected a finite number"));
+  EXPECT_THAT(error_of("distributed: {sharding: zero3}\n"),
+              HasSubstr("distributed.sharding: expected one of full | grad_op | none, got 'zero3'"));
+  EXPECT_THAT(error_of("distributed: {prefetch: maybe}\n"), HasSubstr("expected true or false"));
+  EXPECT_THAT(error_of("train: 5\n"), HasSubstr("train: expected a mapping"));
+}
+
+TEST(Config, DuplicateKeysAreErrors) {
+  EXPECT_THAT(error_of("train: {lr: 1}\nmodel: {}\ntrain: {seed: 1}\n"), HasSubstr("exp.yaml:3: duplicate key 'train'"));
+  EXPECT_THAT(error_of("train:\n  lr: 1\n  lr: 2\n"), HasSubstr("duplicate key 'train.lr'"));
+}
+
+TEST(Config, BrokenYamlNamesTheLine) {
+  EXPECT_THAT(error_of("train:\n  lr: [1, 2\n  seed: 3\n"), HasSubstr("exp.yaml:"));
+  EXPECT_THAT(error_of("train:\n  lr: [1, 2\n  seed: 3\n"), HasSubstr("invalid YAML"));
+}
+
+TEST(Config, NegativeAndInconsistentValuesAreRejectedWithAFix) {
+  EXPECT_THAT(error_of("train: {micro_batch_size: -2}\n"), HasSubstr("train.micro_batch_size: must be >= 1 (got -2)"));
+  EXPECT_THAT(error_of("data: {max_seq_len: 0}\n"), HasSubstr("data.max_seq_len: must be >= 8"));
+  EXPECT_THAT(error_of("neftune: {alpha: -1}\n"), HasSubstr("neftune.alpha: must be >= 0"));
+  EXPECT_THAT(error_of("train: {max_steps: null, epochs: null}\n"), HasSubstr("set train.max_steps or train.epochs"));
+  EXPECT_THAT(error_of("model: {init: {dim: 100, n_heads: 3}}\n"), HasSubstr("model.init.dim: must be divisible"));
+  EXPECT_THAT(error_of("train: {warmup_ratio: 1.5}\n"), HasSubstr("train.warmup_ratio: must be in [0, 1)"));
+}
+
+TEST(Config, SetOverridesAndCreatesSections) {
+  const TrainConfig c = parse_config("train: {lr: 1e-3}\n", "x", {"train.lr=5e-4", "model.init.dim=64", "neftune.alpha=null"});
+  EXPECT_DOUBLE_EQ(c.train.lr, 5e-4);
+  EXPECT_EQ(c.model.init.dim, 64);
+  EXPECT_FALSE(c.neftune.alpha.has_value());
+  EXPECT_THAT(error_of("", {"train.lrr=1"}), HasSubstr("--set train.lrr: unknown key"));
+  EXPECT_THAT(error_of("", {"train.lr=abc"}), HasSubstr("--set train.lr: train.lr: expected a finite number"));
+  EXPECT_THAT(error_of("", {"noequals"}), HasSubstr("expected key=value"));
+}
+
+TEST(Config, DumpRoundTripsToTheSameConfig) {
+  const TrainConfig c = parse_config("output_dir: \"out dir/x\"\nmodel: {path: /a/b}\ntrain: {lr: 3.3e-5, epochs: 1.5}\n", "x");
+  const std::string dumped = dump_config(c);
+  const TrainConfig back = parse_config(dumped, "dumped");
+  EXPECT_EQ(dump_config(back), dumped);
+  EXPECT_EQ(config_hash(back), config_hash(c));
+  EXPECT_EQ(back.output_dir, "out dir/x");
+  EXPECT_DOUBLE_EQ(back.train.lr, 3.3e-5);
+  EXPECT_NE(config_hash(parse_config("train: {lr: 3.4e-5}", "y")), config_hash(c));
+}
+
+TEST(Config, EveryKeyIsDescribedWithItsDefault) {
+  const std::string help = describe_keys();
+  for (const auto& key : all_keys()) EXPECT_THAT(help, HasSubstr(key)) << key;
+  EXPECT_THAT(help, HasSubstr("train.lr"));
+  EXPECT_THAT(help, HasSubstr("2e-05"));
+  EXPECT_GE(all_keys().size(), 50u);
+}
+
+}  // namespace
+}  // namespace neftune::config

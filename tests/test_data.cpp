@@ -1,0 +1,203 @@
+// Records, the prompt template, tokenization with truncation, collation and the epoch sampler.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "tests/test_util.h"
+#include "trainer/data/batch.h"
+#include "trainer/data/builtin_tasks.h"
+#include "trainer/data/examples.h"
+#include "trainer/data/prompt_template.h"
+#include "trainer/data/records.h"
+#include "trainer/data/sampler.h"
+
+namespace neftune::data {
+namespace {
+
+using ::testing::HasSubstr;
+using test::TempDir;
+using test::write_file;
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Template, IsTheAlpacaTemplateEndingWithResponseNewline) {
+  EXPECT_EQ(format_prompt("Add 2 and 3.", ""),
+            "Below is an instruction that describes a task. Write a response that appropriately completes the "
+            "request.\n\n### Instruction:\nAdd 2 and 3.\n\n### Response:\n");
+  EXPECT_EQ(format_prompt("Reverse it.", "abc"),
+            "Below is an instruction that describes a task, paired with an input that provides further context. "
+            "Write a response that appropriately completes the request.\n\n### Instruction:\nReverse it.\n\n### "
+            "Input:\nabc\n\n### Response:\n");
+}
+
+TEST(Records, ReadsAlpacaArrayJsonlAndDolly) {
+  TempDir d;
+  write_file(d / "a.json", R"([{"instruction":"i1","input":"","output":"o1"},{"instruction":"i2","input":"x","output":"o2"}])");
+  write_file(d / "a.jsonl", "{\"instruction\":\"i1\",\"output\":\"o1\"}\n\n{\"instruction\":\"i2\",\"input\":\"x\",\"output\":\"o2\"}\n");
+  write_file(d / "d.jsonl", R"({"instruction":"q","context":"c","response":"r","category":"open_qa"})");
+  for (const auto* name : {"a.json", "a.jsonl"}) {
+    const auto r = read_records(d / name, config::DataFormat::alpaca, config::OnMalformed::error);
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[1].instruction, "i2");
+    EXPECT_EQ(r[1].input, "x");
+    EXPECT_EQ(r[1].output, "o2");
+  }
+  for (auto fmt : {config::DataFormat::dolly, config::DataFormat::auto_detect}) {
+    const auto r = read_records(d / "d.jsonl", fmt, config::OnMalformed::error);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].input, "c");
+    EXPECT_EQ(r[0].output, "r");
+  }
+}
+
+TEST(Records, RealAlpacaFixtureLoads) {
+  NEFTUNE_REQUIRE_FIXTURE(path, "instructions/alpaca_data_200.json");
+  const auto r = read_records(path, config::DataFormat::alpaca, config::OnMalformed::error);
+  EXPECT_EQ(r.size(), 200u);
+  EXPECT_FALSE(r[0].output.empty());
+}
+
+TEST(Records, MalformedRecordsNameFileAndIndexOrAreSkippedAndCounted) {
+  TempDir d;
+  write_file(d / "bad.json", R"([{"instruction":"i","output":"o"},{"instruction":"i"},{"instruction":"i","output":5}])");
+  EXPECT_THAT(error_of([&] { read_records(d / "bad.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
+              HasSubstr("bad.json: record 1: field 'output' is missing"));
+  ReadStats st;
+  const auto r = read_records(d / "bad.json", config::DataFormat::alpaca, config::OnMalformed::skip, &st);
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_EQ(st.skipped_malformed, 2);
+  write_file(d / "bad.jsonl", "{\"instruction\":\"i\",\"output\":\"o\"}\n{broken\n");
+  EXPECT_THAT(error_of([&] { read_records(d / "bad.jsonl", config::DataFormat::alpaca, config::OnMalformed::error); }),
+              HasSubstr("bad.jsonl: record 1 (line 2): not valid JSON"));
+}
+
+TEST(Records, EmptyOrMissingDatasetsAreErrors) {
+  TempDir d;
+  write_file(d / "empty.jsonl", "\n  \n");
+  write_file(d / "none.json", "[]");
+  EXPECT_THAT(error_of([&] { read_records(d / "empty.jsonl", config::DataFormat::alpaca, config::OnMalformed::error); }),
+              HasSubstr("empty"));
+  EXPECT_THAT(error_of([&] { read_records(d / "none.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
+              HasSubstr("empty dataset"));
+  EXPECT_THAT(error_of([&] { read_records(d / "nope.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
+              HasSubstr("nope.json: cannot open"));
+}
+
+TEST(Examples, LabelsCoverResponseAndEosOnly) {
+  tok::ByteTokenizer t;
+  const auto ex = make_examples({{"Say hi.", "", "hi"}}, t, 512, config::TooLong::error, "test");
+  ASSERT_EQ(ex.size(), 1u);
+  const std::string prompt = format_prompt("Say hi.", "");
+  EXPECT_EQ(ex[0].n_prompt, static_cast<int32_t>(prompt.size() + 1));  // BOS + prompt bytes
+  EXPECT_EQ(ex[0].n_targets(), 3);                                     // 'h', 'i', EOS
+  EXPECT_EQ(ex[0].ids.back(), t.eos_id());
+  const Batch b = collate(ex, {{0, 0}}, t.pad_id());
+  // Position t predicts ids[t+1]: the first target sits at n_prompt - 1.
+  const auto tg = b.targets[0];
+  EXPECT_EQ(tg[ex[0].n_prompt - 2].item<int64_t>(), -100);
+  EXPECT_EQ(tg[ex[0].n_prompt - 1].item<int64_t>(), 'h');
+  EXPECT_EQ(tg[ex[0].n_prompt].item<int64_t>(), 'i');
+  EXPECT_EQ(tg[ex[0].n_prompt + 1].item<int64_t>(), t.eos_id());
+  EXPECT_EQ(tg[ex[0].n_prompt + 2].item<int64_t>(), -100);  // EOS predicts nothing
+  EXPECT_EQ(b.n_targets, 3);
+}
+
+TEST(Examples, TruncationCutsThePromptStartAndKeepsTheResponse) {
+  tok::ByteTokenizer t;
+  const Record r{"Instruction with a long body " + std::string(200, 'x'), "", "the answer"};
+  TokenizeStats st;
+  const auto ex = make_examples({r}, t, 100, config::TooLong::truncate, "test", &st);
+  ASSERT_EQ(ex.size(), 1u);
+  EXPECT_EQ(ex[0].ids.size(), 100u);
+  EXPECT_EQ(st.truncated_prompt, 1);
+  const std::string text = t.decode(ex[0].ids);
+  EXPECT_EQ(ex[0].ids[0], t.bos_id());
+  EXPECT_THAT(text, ::testing::EndsWith(std::string(kResponseTail) + "the answer"));
+  EXPECT_EQ(ex[0].ids.back(), t.eos_id());
+  // A response longer than the room: the tail of the template survives, the response is cut at its end.
+  const Record huge{"Q", "", std::string(300, 'y')};
+  const auto ex2 = make_examples({huge}, t, 64, config::TooLong::truncate, "test", &st);
+  EXPECT_EQ(ex2[0].ids.size(), 64u);
+  EXPECT_EQ(st.truncated_response, 1);
+  EXPECT_THAT(t.decode(ex2[0].ids), HasSubstr(kResponseTail));
+  EXPECT_NE(ex2[0].ids.back(), t.eos_id());
+}
+
+TEST(Examples, TooLongSkipAndErrorModes) {
+  tok::ByteTokenizer t;
+  const std::vector<Record> rs = {{"short", "", "a"}, {std::string(500, 'q'), "", "b"}};
+  TokenizeStats st;
+  EXPECT_EQ(make_examples(rs, t, 200, config::TooLong::skip, "f.json", &st).size(), 1u);
+  EXPECT_EQ(st.skipped_too_long, 1);
+  EXPECT_THAT(error_of([&] { make_examples(rs, t, 200, config::TooLong::error, "f.json"); }),
+              HasSubstr("f.json: record 1: 6"));
+  EXPECT_THAT(error_of([&] { make_examples({rs[1]}, t, 200, config::TooLong::skip, "f.json"); }),
+              HasSubstr("no examples left"));
+}
+
+TEST(Collate, DynamicRightPaddingWithMask) {
+  tok::ByteTokenizer t;
+  const auto ex = make_examples({{"a", "", "1"}, {"bbbbbbbb", "", "22"}}, t, 512, config::TooLong::error, "t");
+  const Batch b = collate(ex, {{0, 0}, {1, 0}}, t.pad_id());
+  const int64_t l0 = static_cast<int64_t>(ex[0].ids.size()), l1 = static_cast<int64_t>(ex[1].ids.size());
+  EXPECT_EQ(b.input_ids.size(1), std::max(l0, l1));  // padded to the longest in this batch only
+  EXPECT_EQ(b.lengths, (std::vector<int64_t>{l0, l1}));
+  EXPECT_EQ(b.attention_mask[0].sum().item<int64_t>(), l0);
+  EXPECT_EQ(b.input_ids[0][l0].item<int64_t>(), t.pad_id());
+  EXPECT_TRUE((b.targets[0].narrow(0, l0 - 1, b.input_ids.size(1) - l0 + 1) == -100).all().item<bool>());
+  EXPECT_EQ(b.n_tokens, l0 + l1);
+}
+
+TEST(Sampler, EachEpochIsAPermutationAndDrawsCrossEpochs) {
+  EpochSampler s(10, 7);
+  const auto first = s.next(10);
+  std::set<int64_t> seen;
+  for (const auto& p : first) {
+    seen.insert(p.index);
+    EXPECT_EQ(p.epoch, 0);
+  }
+  EXPECT_EQ(seen.size(), 10u);
+  // A draw that runs past the end resamples: the rest comes from epoch 1's permutation.
+  EpochSampler s2(10, 7);
+  s2.next(8);
+  const auto straddle = s2.next(4);
+  EXPECT_EQ(straddle[0].epoch, 0);
+  EXPECT_EQ(straddle[1].epoch, 0);
+  EXPECT_EQ(straddle[2].epoch, 1);
+  EXPECT_EQ(straddle[2].index, EpochSampler::permutation(10, 7, 1)[0]);
+  EXPECT_EQ(s2.epoch(), 1);
+  EXPECT_NE(EpochSampler::permutation(100, 7, 0), EpochSampler::permutation(100, 7, 1));
+  EXPECT_EQ(EpochSampler::permutation(100, 7, 3), EpochSampler::permutation(100, 7, 3));
+}
+
+TEST(BuiltinTasks, DeterministicCheckableAndDisjointSplits) {
+  const auto train = make_builtin_tasks(2000, Split::train);
+  const auto held = make_builtin_tasks(200, Split::held_out);
+  EXPECT_EQ(train.size(), 2000u);
+  EXPECT_EQ(make_builtin_tasks(50, Split::train)[7].output, train[7].output);
+  std::set<std::string> train_prompts;
+  for (const auto& r : train) train_prompts.insert(r.instruction + "|" + r.input);
+  for (const auto& r : held) EXPECT_EQ(train_prompts.count(r.instruction + "|" + r.input), 0u) << r.instruction;
+  std::set<std::string> tasks;
+  for (const auto& r : train) tasks.insert(builtin_task_name(r));
+  EXPECT_EQ(tasks.size(), 8u);
+  for (const auto& r : train) {
+    if (builtin_task_name(r) == "reverse") {
+      EXPECT_EQ(std::string(r.input.rbegin(), r.input.rend()), r.output);
+    }
+    if (builtin_task_name(r) == "count") {
+      EXPECT_EQ(std::to_string(r.input.size()), r.output);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace neftune::data

@@ -1,0 +1,80 @@
+#include "tests/test_util.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace neftune::test {
+namespace fs = std::filesystem;
+
+std::optional<std::string> shared_dir() {
+  if (const char* env = std::getenv("NEFTUNE_SHARED"); env && fs::is_directory(env)) return std::string(env);
+  for (const char* guess : {"../shared", "../../shared", "../../../shared"})
+    if (fs::is_directory(fs::path(guess) / "fixtures")) return fs::absolute(guess).string();
+  return std::nullopt;
+}
+
+std::optional<std::string> fixture(const std::string& relative) {
+  const auto dir = shared_dir();
+  if (!dir) return std::nullopt;
+  const fs::path p = fs::path(*dir) / "fixtures" / relative;
+  if (!fs::exists(p)) return std::nullopt;
+  return p.string();
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "neftune-test-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+CommandResult run_command(const std::string& command) {
+  CommandResult r;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string neftune_bin() {
+  if (const char* env = std::getenv("NEFTUNE_BIN")) return env;
+  return "build/bin/neftune";
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_file(path));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+}  // namespace neftune::test

@@ -1,0 +1,50 @@
+// Shared test helpers: fixture paths (skip cleanly when ../shared is absent), temp dirs, running the
+// neftune binary.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace neftune::test {
+
+// ../shared (or $NEFTUNE_SHARED); nullopt when absent.
+std::optional<std::string> shared_dir();
+// The path of a fixture under shared_dir()/fixtures, or nullopt.
+std::optional<std::string> fixture(const std::string& relative);
+
+#define NEFTUNE_REQUIRE_FIXTURE(var, rel)                                                  \
+  const auto var##_opt = ::neftune::test::fixture(rel);                                    \
+  if (!var##_opt) GTEST_SKIP() << "fixture " << (rel) << " not found (../shared absent)"; \
+  const std::string var = *var##_opt
+
+// A fresh directory under the system temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout + stderr
+};
+// Runs a shell command line, capturing output.
+CommandResult run_command(const std::string& command);
+// The neftune binary ($NEFTUNE_BIN, set by ctest).
+std::string neftune_bin();
+
+void write_file(const std::string& path, const std::string& text);
+std::string read_file(const std::string& path);
+nlohmann::json read_json(const std::string& path);
+std::vector<nlohmann::json> read_jsonl(const std::string& path);
+
+}  // namespace neftune::test

@@ -1,0 +1,34 @@
+#include "trainer/data/batch.h"
+
+#include <algorithm>
+
+namespace neftune::data {
+
+Batch collate(const std::vector<Example>& examples, const std::vector<SamplePick>& picks, int32_t pad_id) {
+  Batch b;
+  b.picks = picks;
+  const int64_t B = static_cast<int64_t>(picks.size());
+  int64_t L = 1;
+  for (const auto& p : picks) L = std::max<int64_t>(L, static_cast<int64_t>(examples.at(p.index).ids.size()));
+  b.input_ids = at::full({B, L}, pad_id, at::kLong);
+  b.targets = at::full({B, L}, -100, at::kLong);
+  b.attention_mask = at::zeros({B, L}, at::kFloat);
+  auto ids = b.input_ids.accessor<int64_t, 2>();
+  auto tgt = b.targets.accessor<int64_t, 2>();
+  auto mask = b.attention_mask.accessor<float, 2>();
+  for (int64_t i = 0; i < B; ++i) {
+    const Example& e = examples[picks[i].index];
+    const int64_t n = static_cast<int64_t>(e.ids.size());
+    for (int64_t t = 0; t < n; ++t) {
+      ids[i][t] = e.ids[t];
+      mask[i][t] = 1.0f;
+      if (t + 1 < n && t + 1 >= e.n_prompt) tgt[i][t] = e.ids[t + 1];
+    }
+    b.lengths.push_back(n);
+    b.n_tokens += n;
+    b.n_targets += e.n_targets();
+  }
+  return b;
+}
+
+}  // namespace neftune::data

@@ -1,0 +1,104 @@
+#include "trainer/data/records.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace neftune::data {
+namespace {
+
+using json = nlohmann::json;
+
+struct Fields {
+  const char* instruction;
+  const char* input;
+  const char* output;
+};
+constexpr Fields kAlpaca{"instruction", "input", "output"};
+constexpr Fields kDolly{"instruction", "context", "response"};
+
+// Returns an empty string on success, else what is wrong with the record.
+std::string parse_record(const json& j, config::DataFormat format, Record& out) {
+  if (!j.is_object()) return "is not a JSON object";
+  Fields f = kAlpaca;
+  if (format == config::DataFormat::dolly ||
+      (format == config::DataFormat::auto_detect && (j.contains("response") || j.contains("context"))))
+    f = kDolly;
+  auto get = [&](const char* key, bool required, std::string& dst) -> std::string {
+    if (!j.contains(key) || j[key].is_null()) return required ? std::string("field '") + key + "' is missing" : "";
+    if (!j[key].is_string()) return std::string("field '") + key + "' is not a string";
+    dst = j[key].get<std::string>();
+    return "";
+  };
+  std::string err = get(f.instruction, true, out.instruction);
+  if (err.empty()) err = get(f.input, false, out.input);
+  if (err.empty()) err = get(f.output, true, out.output);
+  if (err.empty() && out.instruction.empty()) err = std::string("field '") + f.instruction + "' is empty";
+  return err;
+}
+
+}  // namespace
+
+std::vector<Record> read_records(const std::string& path, config::DataFormat format, config::OnMalformed on_malformed,
+                                 ReadStats* stats) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(path + ": cannot open data file (check data.train / data.eval)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) throw DataError(path + ": the data file is empty (an empty dataset cannot be trained on)");
+
+  ReadStats local;
+  ReadStats& st = stats ? *stats : local;
+  std::vector<Record> records;
+  auto take = [&](const json& j, const std::string& where) {
+    Record r;
+    const std::string err = parse_record(j, format, r);
+    if (err.empty()) {
+      records.push_back(std::move(r));
+      ++st.records;
+    } else if (on_malformed == config::OnMalformed::skip) {
+      ++st.skipped_malformed;
+    } else {
+      throw DataError(path + ": " + where + ": " + err + " (fix the record or set data.on_malformed: skip)");
+    }
+  };
+
+  if (text[first] == '[') {
+    json arr;
+    try {
+      arr = json::parse(text);
+    } catch (const json::exception& e) {
+      throw DataError(path + ": not valid JSON: " + e.what());
+    }
+    for (size_t i = 0; i < arr.size(); ++i) take(arr[i], "record " + std::to_string(i));
+  } else {
+    std::istringstream lines(text);
+    std::string line;
+    int64_t lineno = 0, index = 0;
+    while (std::getline(lines, line)) {
+      ++lineno;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string where = "record " + std::to_string(index++) + " (line " + std::to_string(lineno) + ")";
+      json j;
+      try {
+        j = json::parse(line);
+      } catch (const json::exception& e) {
+        if (on_malformed == config::OnMalformed::skip) {
+          ++st.skipped_malformed;
+          continue;
+        }
+        throw DataError(path + ": " + where + ": not valid JSON: " + e.what() +
+                        " (fix the record or set data.on_malformed: skip)");
+      }
+      take(j, where);
+    }
+  }
+  if (records.empty())
+    throw DataError(path + ": no usable records (" + std::to_string(st.skipped_malformed) +
+                    " malformed skipped): an empty dataset cannot be trained on");
+  return records;
+}
+
+}  // namespace neftune::data

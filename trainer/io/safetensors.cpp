@@ -1,0 +1,275 @@
+#include "trainer/io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+namespace neftune::io {
+namespace {
+
+using json = nlohmann::json;
+
+// The reference implementation refuses headers over 100 MB; so do we.
+constexpr uint64_t kMaxHeader = 100ull * 1024 * 1024;
+
+[[noreturn]] void bad(const std::string& path, const std::string& what) {
+  throw CheckpointError(path + ": " + what);
+}
+
+std::string sys_error() { return std::strerror(errno); }
+
+bool mul_overflows(uint64_t a, uint64_t b, uint64_t& out) { return __builtin_mul_overflow(a, b, &out); }
+
+void write_all(int fd, const void* data, size_t n, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw CheckpointError(path + ": write failed: " + sys_error());
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+}  // namespace
+
+size_t dtype_size(const std::string& d) {
+  static const std::map<std::string, size_t> sizes = {
+      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},     {"I16", 2},
+      {"I8", 1},  {"U8", 1},  {"U16", 2}, {"U32", 4},  {"U64", 8}, {"BOOL", 1},    {"F8_E4M3", 1},
+      {"F8_E5M2", 1}};
+  const auto it = sizes.find(d);
+  return it == sizes.end() ? 0 : it->second;
+}
+
+at::ScalarType to_scalar_type(const std::string& d, const std::string& context) {
+  if (d == "F32") return at::kFloat;
+  if (d == "BF16") return at::kBFloat16;
+  if (d == "F16") return at::kHalf;
+  if (d == "F64") return at::kDouble;
+  if (d == "I64") return at::kLong;
+  if (d == "I32") return at::kInt;
+  if (d == "I16") return at::kShort;
+  if (d == "I8") return at::kChar;
+  if (d == "U8") return at::kByte;
+  if (d == "BOOL") return at::kBool;
+  throw CheckpointError(context + ": dtype " + d + " is not supported (use F32, BF16, F16, F64 or integers)");
+}
+
+std::string from_scalar_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "F32";
+    case at::kBFloat16: return "BF16";
+    case at::kHalf: return "F16";
+    case at::kDouble: return "F64";
+    case at::kLong: return "I64";
+    case at::kInt: return "I32";
+    case at::kShort: return "I16";
+    case at::kChar: return "I8";
+    case at::kByte: return "U8";
+    case at::kBool: return "BOOL";
+    default: throw std::invalid_argument(std::string("safetensors: cannot store dtype ") + c10::toString(t));
+  }
+}
+
+SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std::string& path) {
+  if (size < 8) bad(path, "truncated: " + std::to_string(size) + " bytes is too short for a safetensors file");
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
+  if (header_len > kMaxHeader)
+    bad(path, "header length " + std::to_string(header_len) + " is absurd (limit 100 MB): not a safetensors file?");
+  if (header_len > size - 8)
+    bad(path, "truncated: header length " + std::to_string(header_len) + " runs past the end of the file (" +
+                  std::to_string(size) + " bytes)");
+  json header;
+  try {
+    header = json::parse(data + 8, data + 8 + header_len);
+  } catch (const json::exception& e) {
+    bad(path, std::string("header is not valid JSON: ") + e.what());
+  }
+  if (!header.is_object()) bad(path, "header is not a JSON object");
+
+  SafetensorsHeader out;
+  out.data_offset = 8 + header_len;
+  const uint64_t data_size = size - out.data_offset;
+  for (const auto& [name, value] : header.items()) {
+    if (name == "__metadata__") {
+      if (!value.is_object()) bad(path, "__metadata__ must be an object of strings");
+      for (const auto& [k, v] : value.items()) {
+        if (!v.is_string()) bad(path, "__metadata__." + k + " must be a string");
+        out.metadata[k] = v.get<std::string>();
+      }
+      continue;
+    }
+    const std::string where = "tensor '" + name + "'";
+    if (!value.is_object()) bad(path, where + ": entry is not an object");
+    if (!value.contains("dtype") || !value["dtype"].is_string()) bad(path, where + ": missing or non-string dtype");
+    if (!value.contains("shape") || !value["shape"].is_array()) bad(path, where + ": missing or non-array shape");
+    if (!value.contains("data_offsets") || !value["data_offsets"].is_array() || value["data_offsets"].size() != 2)
+      bad(path, where + ": data_offsets must be [begin, end]");
+    TensorEntry e;
+    e.name = name;
+    e.dtype = value["dtype"].get<std::string>();
+    const size_t esize = dtype_size(e.dtype);
+    if (esize == 0) bad(path, where + ": unknown dtype '" + e.dtype + "'");
+    uint64_t numel = 1;
+    for (const auto& dim : value["shape"]) {
+      if (!dim.is_number_unsigned()) bad(path, where + ": shape entries must be non-negative integers");
+      const uint64_t d = dim.get<uint64_t>();
+      if (d > static_cast<uint64_t>(INT64_MAX) || mul_overflows(numel, d, numel))
+        bad(path, where + ": shape overflows");
+      e.shape.push_back(static_cast<int64_t>(d));
+    }
+    for (const auto& off : value["data_offsets"])
+      if (!off.is_number_unsigned()) bad(path, where + ": data_offsets must be non-negative integers");
+    e.begin = value["data_offsets"][0].get<uint64_t>();
+    e.end = value["data_offsets"][1].get<uint64_t>();
+    uint64_t nbytes = 0;
+    if (mul_overflows(numel, esize, nbytes)) bad(path, where + ": byte size overflows");
+    if (e.end < e.begin) bad(path, where + ": data_offsets end < begin");
+    if (e.end - e.begin != nbytes)
+      bad(path, where + ": data_offsets span " + std::to_string(e.end - e.begin) + " bytes but " + e.dtype +
+                    " with this shape needs " + std::to_string(nbytes));
+    if (e.end > data_size)
+      bad(path, where + ": data ends at byte " + std::to_string(e.end) + " but the file has only " +
+                    std::to_string(data_size) + " data bytes (truncated?)");
+    out.tensors.push_back(std::move(e));
+  }
+  std::sort(out.tensors.begin(), out.tensors.end(),
+            [](const TensorEntry& a, const TensorEntry& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  uint64_t expected = 0;
+  for (const auto& e : out.tensors) {
+    if (e.begin < expected)
+      bad(path, "tensor '" + e.name + "' overlaps the tensor before it (offset " + std::to_string(e.begin) + ")");
+    if (e.begin > expected)
+      bad(path, "hole in the data section before tensor '" + e.name + "' (bytes " + std::to_string(expected) + ".." +
+                    std::to_string(e.begin) + " are unused)");
+    expected = e.end;
+  }
+  if (expected != data_size)
+    bad(path, "data section has " + std::to_string(data_size) + " bytes but the tensors cover " +
+                  std::to_string(expected) + " (trailing garbage or truncated)");
+  return out;
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) bad(path, "cannot open: " + sys_error());
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    ::close(fd);
+    bad(path, "cannot stat: " + sys_error());
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map_ == MAP_FAILED) {
+      map_ = nullptr;
+      ::close(fd);
+      bad(path, "cannot mmap: " + sys_error());
+    }
+  }
+  ::close(fd);
+  try {
+    header_ = parse_safetensors(static_cast<const uint8_t*>(map_), size_, path);
+  } catch (...) {
+    if (map_) munmap(map_, size_);
+    map_ = nullptr;
+    throw;
+  }
+  for (size_t i = 0; i < header_.tensors.size(); ++i) index_[header_.tensors[i].name] = i;
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_) munmap(map_, size_);
+}
+
+const TensorEntry& SafetensorsFile::entry(const std::string& name) const {
+  const auto it = index_.find(name);
+  if (it == index_.end()) bad(path_, "has no tensor '" + name + "'");
+  return header_.tensors[it->second];
+}
+
+at::Tensor SafetensorsFile::load(const std::string& name) const {
+  const TensorEntry& e = entry(name);
+  const at::ScalarType t = to_scalar_type(e.dtype, path_ + ": tensor '" + name + "'");
+  at::Tensor out = at::empty(e.shape, at::TensorOptions().dtype(t));
+  if (e.end > e.begin)
+    std::memcpy(out.data_ptr(), static_cast<const uint8_t*>(map_) + header_.data_offset + e.begin, e.end - e.begin);
+  return out;
+}
+
+SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<Decl> tensors,
+                                     std::map<std::string, std::string> metadata)
+    : path_(std::move(path)), tmp_(path_ + ".tmp"), decls_(std::move(tensors)) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const auto& d : decls_) {
+    uint64_t numel = 1;
+    for (const int64_t s : d.shape) numel *= static_cast<uint64_t>(s);
+    const uint64_t nbytes = numel * c10::elementSize(d.dtype);
+    header[d.name] = {{"dtype", from_scalar_type(d.dtype)}, {"shape", d.shape}, {"data_offsets", {offset, offset + nbytes}}};
+    offset += nbytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw CheckpointError(tmp_ + ": cannot create: " + sys_error());
+  write_all(fd_, len, 8, tmp_);
+  write_all(fd_, text.data(), text.size(), tmp_);
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+void SafetensorsWriter::write(const std::string& name, const at::Tensor& value) {
+  if (next_ >= decls_.size() || decls_[next_].name != name)
+    throw std::logic_error("SafetensorsWriter: tensors must be written in declared order (got " + name + ")");
+  const Decl& d = decls_[next_++];
+  TORCH_CHECK(value.sizes().vec() == d.shape, "safetensors write ", name, ": shape ", value.sizes(),
+              " does not match the declared ", at::IntArrayRef(d.shape));
+  const at::Tensor cpu = value.detach().to(at::kCPU, d.dtype).contiguous();
+  write_all(fd_, cpu.data_ptr(), static_cast<size_t>(cpu.numel()) * cpu.element_size(), tmp_);
+}
+
+void SafetensorsWriter::finish() {
+  if (next_ != decls_.size())
+    throw std::logic_error("SafetensorsWriter: finish() before all tensors were written");
+  if (::fsync(fd_) != 0) throw CheckpointError(tmp_ + ": fsync failed: " + sys_error());
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) throw CheckpointError(path_ + ": rename failed: " + sys_error());
+}
+
+void save_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsWriter::Decl> decls;
+  for (const auto& [name, t] : tensors) decls.push_back({name, t.scalar_type(), t.sizes().vec()});
+  SafetensorsWriter w(path, decls, metadata);
+  for (const auto& [name, t] : tensors) w.write(name, t);
+  w.finish();
+}
+
+void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace neftune::io

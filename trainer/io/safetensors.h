@@ -1,0 +1,99 @@
+// safetensors reader and writer (https://github.com/huggingface/safetensors, format v0): an 8-byte
+// little-endian header length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {...}},
+// then the raw little-endian tensor bytes. The reader validates everything before touching data:
+// header length, JSON, dtypes, shapes, offsets in bounds, sizes consistent, no overlaps and no holes.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/errors.h"
+
+namespace neftune::io {
+
+// A checkpoint or weights file that is missing, truncated, inconsistent or lying.
+class CheckpointError : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+struct TensorEntry {
+  std::string name;
+  std::string dtype;           // "F32", "BF16", ...
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // byte offsets into the data section
+};
+
+struct SafetensorsHeader {
+  std::vector<TensorEntry> tensors;  // sorted by begin offset
+  std::map<std::string, std::string> metadata;
+  uint64_t data_offset = 0;          // 8 + header length
+};
+
+// Validates the first `size` bytes of a file as a safetensors file; `path` names it in errors.
+// Throws CheckpointError on anything wrong. Exposed for the fuzz test.
+SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std::string& path);
+
+// Bytes per element of a safetensors dtype name; 0 if unknown.
+size_t dtype_size(const std::string& dtype);
+at::ScalarType to_scalar_type(const std::string& dtype, const std::string& context);
+std::string from_scalar_type(at::ScalarType t);
+
+// A memory-mapped, validated safetensors file.
+class SafetensorsFile {
+ public:
+  explicit SafetensorsFile(const std::string& path);
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  const SafetensorsHeader& header() const { return header_; }
+  bool contains(const std::string& name) const { return index_.count(name) > 0; }
+  const TensorEntry& entry(const std::string& name) const;
+  // A new CPU tensor with the stored dtype and shape (copied out of the mapping).
+  at::Tensor load(const std::string& name) const;
+
+ private:
+  std::string path_;
+  void* map_ = nullptr;
+  size_t size_ = 0;
+  SafetensorsHeader header_;
+  std::map<std::string, size_t> index_;
+};
+
+// Streams a safetensors file: the header is written from the declared entries, then each tensor in
+// the declared order. The file appears at `path` only after finish() (written to path.tmp, fsynced,
+// renamed), so a crash never leaves a half-written file under the final name.
+class SafetensorsWriter {
+ public:
+  struct Decl {
+    std::string name;
+    at::ScalarType dtype;
+    std::vector<int64_t> shape;
+  };
+  SafetensorsWriter(std::string path, std::vector<Decl> tensors, std::map<std::string, std::string> metadata = {});
+  ~SafetensorsWriter();
+  void write(const std::string& name, const at::Tensor& value);  // converted to the declared dtype
+  void finish();
+
+ private:
+  std::string path_, tmp_;
+  std::vector<Decl> decls_;
+  size_t next_ = 0;
+  int fd_ = -1;
+};
+
+// Writes all `tensors` (name -> tensor) to one file, sorted by name, like HF's save_file.
+void save_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
+// fsync a file or directory by path (best effort for directories).
+void fsync_path(const std::string& path);
+
+}  // namespace neftune::io

@@ -1,0 +1,94 @@
+// The LLaMA architecture as functions over weight tensors, so the same code runs on weights held in
+// memory (generate, eval) and on weights gathered unit by unit from FSDP shards (train).
+// Conventions are HF's: RMSNorm, RoPE with rotate_half, GQA (query head h uses kv head h / n_rep),
+// SwiGLU MLP, tied or untied LM head. Linear weights are [out, in].
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "distributed/flat_unit.h"
+#include "trainer/model/llama_config.h"
+
+namespace neftune::model {
+
+// A decoder layer's parameters relative to "model.layers.{i}.", in unit (flat buffer) order.
+inline constexpr std::array<const char*, 9> kLayerParams = {
+    "input_layernorm.weight",     "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight",    "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+    "mlp.gate_proj.weight",       "mlp.up_proj.weight",      "mlp.down_proj.weight"};
+
+inline const char* kEmbedName = "model.embed_tokens.weight";
+inline const char* kNormName = "model.norm.weight";
+inline const char* kLmHeadName = "lm_head.weight";
+
+std::string layer_prefix(int64_t layer);
+
+struct LayerWeights {
+  at::Tensor attn_norm, wq, wk, wv, wo, mlp_norm, w_gate, w_up, w_down;
+  // From tensors in kLayerParams order.
+  static LayerWeights from(const std::vector<at::Tensor>& t);
+};
+
+// FSDP units: the embedding, each decoder layer, the final norm + LM head (the LM head only when
+// untied; a tied head reads the embedding unit).
+std::vector<dist::ParamSpec> embed_unit_params(const LlamaConfig& c);
+std::vector<dist::ParamSpec> layer_unit_params(const LlamaConfig& c, int64_t layer);
+std::vector<dist::ParamSpec> head_unit_params(const LlamaConfig& c);
+// Every tensor of an HF checkpoint of this config, in unit order.
+std::vector<dist::ParamSpec> all_params(const LlamaConfig& c);
+
+// cos/sin tables (max_len, head_dim) in fp32, HF layout (frequencies repeated over both halves).
+struct Rope {
+  Rope() = default;
+  Rope(const LlamaConfig& c, int64_t max_len, at::Device device);
+  at::Tensor cos, sin;
+};
+
+// Per-layer key/value cache for generation: (B, n_kv_heads, capacity, head_dim).
+struct KvCache {
+  std::vector<at::Tensor> k, v;
+  int64_t len = 0;  // positions filled
+};
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+// (B, L) ids -> (B, L, d)
+at::Tensor embed(const at::Tensor& table, const at::Tensor& ids);
+// (B, L, d) -> (B, L, d). `pos0` is the position of x[:, 0]; `layer_cache` (k, v) is read and
+// filled when given.
+at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
+                         int64_t pos0, at::Tensor* cache_k = nullptr, at::Tensor* cache_v = nullptr);
+// Final norm + LM head: (..., d) -> (..., V) in the compute dtype.
+at::Tensor lm_logits(const LlamaConfig& c, const at::Tensor& norm_weight, const at::Tensor& head_weight,
+                     const at::Tensor& h);
+
+// A whole model in one process: generation, evaluation, the fixture tests.
+class LlamaModel {
+ public:
+  // Loads an HF-format directory (config.json + model.safetensors or a sharded index).
+  static LlamaModel load(const std::string& dir, at::ScalarType dtype, at::Device device = at::kCPU);
+  // From tensors by HF name (fp32 or any dtype; converted).
+  static LlamaModel from_tensors(const LlamaConfig& c, const std::function<at::Tensor(const std::string&)>& get,
+                                 at::ScalarType dtype, at::Device device);
+
+  const LlamaConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+
+  // (B, L) ids -> (B, L, V) fp32 logits. With a cache, continues from cache->len.
+  at::Tensor forward(const at::Tensor& ids, KvCache* cache = nullptr) const;
+  KvCache new_cache(int64_t batch, int64_t capacity) const;
+
+ private:
+  LlamaConfig config_;
+  at::ScalarType dtype_ = at::kFloat;
+  at::Device device_ = at::kCPU;
+  at::Tensor embed_, norm_, lm_head_;
+  std::vector<LayerWeights> layers_;
+  Rope rope_;
+};
+
+}  // namespace neftune::model

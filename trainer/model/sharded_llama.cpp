@@ -1,0 +1,175 @@
+#include "trainer/model/sharded_llama.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "trainer/data/rng.h"
+
+namespace neftune::model {
+
+ShardedLlama::ShardedLlama(const LlamaConfig& config, dist::Communicator& comm, const dist::ShardingOptions& options,
+                           bool prefetch)
+    : config_(config), comm_(comm), options_(options), prefetch_(prefetch) {
+  rope_ = Rope(config_, config_.max_position_embeddings, options_.device);
+  const int64_t n = comm_.size();
+  auto add = [&](std::string name, std::vector<dist::ParamSpec> params) {
+    units_.push_back(std::make_unique<dist::FlatUnit>(dist::UnitLayout::make(std::move(name), std::move(params), n),
+                                                      comm_, options_));
+  };
+  add("embed", embed_unit_params(config_));
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) add("layers." + std::to_string(l), layer_unit_params(config_, l));
+  add("head", head_unit_params(config_));
+  for (auto& u : units_) unit_ptrs_.push_back(u.get());
+}
+
+void ShardedLlama::init_random(uint64_t seed) {
+  uint64_t index = 0;
+  for (auto& u : units_) {
+    for (const auto& p : u->layout().params) {
+      at::Tensor value;
+      if (p.shape.size() == 1) {
+        value = at::ones(p.shape, at::kFloat);
+      } else {
+        at::Generator gen = at::detail::createCPUGenerator(data::mix_key({seed, index, 0x1A17}));
+        value = at::empty(p.shape, at::kFloat).normal_(0.0, config_.initializer_range, gen);
+      }
+      u->set_param(p.name, value);
+      ++index;
+    }
+  }
+}
+
+void ShardedLlama::load(const HfCheckpoint& checkpoint) {
+  for (auto& u : units_)
+    for (const auto& p : u->layout().params) u->set_param(p.name, checkpoint.load(p.name).to(at::kFloat));
+}
+
+void ShardedLlama::prefetch(size_t i) {
+  if (prefetch_ && i < units_.size()) units_[i]->start_gather();
+}
+
+at::Tensor ShardedLlama::head_loss(const at::Tensor& x, const at::Tensor& targets, bool grad) {
+  // Only positions with a target go through the LM head: prompt and padding positions cost nothing.
+  const at::Tensor flat_targets = targets.reshape({-1});
+  const at::Tensor rows = flat_targets.ne(-100).nonzero().squeeze(1);
+  const at::Tensor h = x.reshape({-1, config_.hidden_size}).index_select(0, rows);  // (N, d)
+  const std::vector<at::Tensor> hw = unit(head_index()).views(grad);
+  const at::Tensor head_weight = config_.tie_word_embeddings ? unit(0).views(grad)[0] : hw[1];
+  const at::Tensor logits = lm_logits(config_, hw[0], head_weight, h).to(at::kFloat);  // (N, V)
+  return at::cross_entropy_loss(logits, flat_targets.index_select(0, rows), {}, at::Reduction::Sum, -100);
+}
+
+MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss_scale, bool reduce,
+                                           const std::function<at::Tensor(const at::Tensor&)>& embed_hook) {
+  const bool full = options_.mode == config::Sharding::full;
+  const size_t head = head_index();
+  const at::Tensor ids = batch.input_ids.to(options_.device);
+  const at::Tensor targets = batch.targets.to(options_.device);
+
+  // ---- forward ----
+  unit(0).finish_gather();
+  prefetch(1);
+  at::Tensor x0 = embed(unit(0).views(true)[0], ids);  // (B, L, d)
+  if (embed_hook) x0 = embed_hook(x0);
+  if (full) unit(0).release();
+
+  std::vector<at::Tensor> inputs(units_.size()), outputs(units_.size());
+  at::Tensor x = x0;
+  for (size_t u = 1; u < head; ++u) {
+    unit(u).finish_gather();
+    prefetch(u + 1);
+    inputs[u] = x.detach().requires_grad_(true);
+    outputs[u] = decoder_layer(config_, LayerWeights::from(unit(u).views(true)), inputs[u], rope_, 0);
+    x = outputs[u];
+    if (full) unit(u).release();
+  }
+  unit(head).finish_gather();
+  if (config_.tie_word_embeddings) unit(0).gather();
+  const at::Tensor head_in = x.detach().requires_grad_(true);
+  const at::Tensor loss_sum = head_loss(head_in, targets, true);
+
+  // ---- backward ----
+  if (head > 1) prefetch(head - 1);
+  torch::autograd::backward({loss_sum * loss_scale});
+  unit(head).reduce_grads(reduce);
+  unit(head).release();
+  if (config_.tie_word_embeddings && full) unit(0).release();  // its gradient stays, its weights go
+  at::Tensor g = head_in.grad();
+  for (size_t u = head - 1; u >= 1; --u) {
+    unit(u).finish_gather();
+    if (u > 1) prefetch(u - 1);
+    torch::autograd::backward({outputs[u]}, {g});
+    g = inputs[u].grad();
+    inputs[u] = outputs[u] = at::Tensor();
+    unit(u).reduce_grads(reduce);
+    unit(u).release();
+  }
+  torch::autograd::backward({x0}, {g});
+  unit(0).reduce_grads(reduce);
+  unit(0).release();
+  return {loss_sum.item<double>(), batch.n_targets};
+}
+
+MicroResult ShardedLlama::evaluate(const data::Batch& batch) {
+  at::NoGradGuard no_grad;
+  const size_t head = head_index();
+  const at::Tensor ids = batch.input_ids.to(options_.device);
+  unit(0).gather();
+  prefetch(1);
+  at::Tensor x = embed(unit(0).views(false)[0], ids);
+  if (!config_.tie_word_embeddings) unit(0).release();
+  for (size_t u = 1; u < head; ++u) {
+    unit(u).finish_gather();
+    prefetch(u + 1);
+    x = decoder_layer(config_, LayerWeights::from(unit(u).views(false)), x, rope_, 0);
+    unit(u).release();
+  }
+  unit(head).finish_gather();
+  if (config_.tie_word_embeddings) unit(0).gather();
+  const at::Tensor loss_sum = head_loss(x, batch.targets.to(options_.device), false);
+  unit(head).release();
+  unit(0).release();
+  return {loss_sum.item<double>(), batch.n_targets};
+}
+
+void ShardedLlama::zero_grads() {
+  for (auto& u : units_) u->zero_grads();
+}
+
+void ShardedLlama::for_each_full_param(const std::function<void(const std::string&, const at::Tensor&)>& fn) {
+  for (auto& u : units_) {
+    const at::Tensor flat = u->gather_full_fp32();
+    for (size_t i = 0; i < u->layout().params.size(); ++i) fn(u->layout().params[i].name, u->param_of(flat, i));
+  }
+}
+
+void ShardedLlama::export_hf(const std::string& dir, const HfWriteOptions& options, bool write) {
+  // all_params() order is unit order: gather a unit when its first tensor is asked for.
+  int current = -1;
+  at::Tensor flat;
+  auto get = [&](const std::string& name) -> at::Tensor {
+    for (size_t u = 0; u < units_.size(); ++u) {
+      const int i = units_[u]->layout().index_of(name);
+      if (i < 0) continue;
+      if (static_cast<int>(u) != current) {
+        flat = units_[u]->gather_full_fp32();
+        current = static_cast<int>(u);
+      }
+      return units_[u]->param_of(flat, static_cast<size_t>(i));
+    }
+    throw std::logic_error("export: no unit holds " + name);
+  };
+  write_hf_model(dir, config_, get, options, write);
+}
+
+int64_t ShardedLlama::comm_bytes() const {
+  int64_t total = 0;
+  for (const auto& u : units_) total += u->comm_bytes();
+  return total;
+}
+
+void ShardedLlama::reset_comm_bytes() {
+  for (auto& u : units_) u->reset_comm_bytes();
+}
+
+}  // namespace neftune::model

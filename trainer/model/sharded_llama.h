@@ -1,0 +1,76 @@
+// LLaMA trained FSDP-style: one FlatUnit per embedding, decoder layer and final norm + LM head. Each
+// unit has its own small autograd graph (its input is a detached leaf), so backward runs unit by unit
+// in reverse and the gather / reduce-scatter / free of every unit happens exactly where FSDP puts it:
+//
+//   forward:  gather unit (prefetch next) -> run -> free (sharding: full)
+//   backward: re-gather (prefetch previous) -> backward -> reduce-scatter grads -> free
+//
+// The embedding's backward needs no weights (only the token ids), so it is never re-gathered.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "config/enums.h"
+#include "distributed/flat_unit.h"
+#include "trainer/data/batch.h"
+#include "trainer/model/hf_checkpoint.h"
+#include "trainer/model/llama.h"
+
+namespace neftune::model {
+
+struct MicroResult {
+  double loss_sum = 0;    // sum of token cross-entropies (before any scaling)
+  int64_t n_targets = 0;  // tokens with a loss
+};
+
+class ShardedLlama {
+ public:
+  ShardedLlama(const LlamaConfig& config, dist::Communicator& comm, const dist::ShardingOptions& options,
+               bool prefetch);
+
+  const LlamaConfig& config() const { return config_; }
+  const std::vector<dist::FlatUnit*>& units() const { return unit_ptrs_; }
+  const dist::ShardingOptions& options() const { return options_; }
+
+  // HF's init: normal(0, initializer_range) for matrices and embeddings, ones for norms. Every tensor
+  // is drawn from a generator keyed by (seed, its index), so the model is the same at any world size.
+  void init_random(uint64_t seed);
+  void load(const HfCheckpoint& checkpoint);
+
+  // Forward and backward of one micro-batch; the backward is of loss_sum * loss_scale. `embed_hook`
+  // (NEFTune) transforms the embeddings before the first layer. With `reduce` false the gradients stay
+  // unsharded for the next micro-batch (distributed.reduce_every_microbatch: false).
+  MicroResult forward_backward(const data::Batch& batch, double loss_scale, bool reduce,
+                               const std::function<at::Tensor(const at::Tensor&)>& embed_hook);
+  // Loss without gradients (eval).
+  MicroResult evaluate(const data::Batch& batch);
+  void zero_grads();
+
+  // Writes the full model in HF format (collective; rank 0 writes when `write`).
+  void export_hf(const std::string& dir, const HfWriteOptions& options, bool write);
+  // The full fp32 weights by HF name, gathered unit by unit (collective), e.g. for tests.
+  void for_each_full_param(const std::function<void(const std::string&, const at::Tensor&)>& fn);
+
+  int64_t comm_bytes() const;
+  void reset_comm_bytes();
+
+ private:
+  dist::FlatUnit& unit(size_t i) { return *units_[i]; }
+  size_t head_index() const { return units_.size() - 1; }
+  void prefetch(size_t i);
+  at::Tensor head_loss(const at::Tensor& x, const at::Tensor& targets, bool grad);
+
+  LlamaConfig config_;
+  dist::Communicator& comm_;
+  dist::ShardingOptions options_;
+  bool prefetch_;
+  Rope rope_;
+  std::vector<std::unique_ptr<dist::FlatUnit>> units_;
+  std::vector<dist::FlatUnit*> unit_ptrs_;
+};
+
+}  // namespace neftune::model

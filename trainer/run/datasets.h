@@ -1,0 +1,28 @@
+// The training and held-out examples a run uses: from data.train / data.eval files, or the built-in
+// task generator and its held-out split when data.train is null.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/train_config.h"
+#include "trainer/data/examples.h"
+#include "trainer/data/records.h"
+#include "trainer/tokenizer/tokenizer.h"
+
+namespace neftune::run {
+
+struct Datasets {
+  std::vector<data::Example> train, eval;
+  std::vector<data::Record> eval_records;  // the held-out records (for exact-match on the built-in split)
+  bool builtin = false;
+  data::ReadStats train_read, eval_read;
+  data::TokenizeStats train_tok, eval_tok;
+};
+
+Datasets load_datasets(const config::TrainConfig& cfg, const tok::Tokenizer& tok);
+
+// One-line summary for the log.
+std::string describe(const Datasets& d);
+
+}  // namespace neftune::run

@@ -1,0 +1,62 @@
+#include "trainer/run/generate.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <set>
+
+namespace neftune::run {
+namespace {
+
+void apply_repetition_penalty(at::Tensor& logits, const std::set<int32_t>& seen, double penalty) {
+  if (penalty == 1.0) return;
+  auto a = logits.accessor<float, 1>();
+  for (const int32_t id : seen) {
+    const float v = a[id];
+    a[id] = v > 0 ? static_cast<float>(v / penalty) : static_cast<float>(v * penalty);
+  }
+}
+
+int32_t pick(const at::Tensor& logits, const GenerateOptions& o, at::Generator& gen) {
+  if (o.temperature <= 0) return static_cast<int32_t>(logits.argmax().item<int64_t>());
+  at::Tensor probs = at::softmax(logits / o.temperature, -1);
+  if (o.top_p < 1.0) {
+    const auto [sorted, order] = probs.sort(-1, /*descending=*/true);
+    const at::Tensor cum = sorted.cumsum(-1);
+    // Keep the smallest prefix whose mass reaches top_p (the first token always stays).
+    const at::Tensor drop = (cum - sorted) >= o.top_p;
+    at::Tensor kept = sorted.masked_fill(drop, 0.0);
+    probs = at::zeros_like(probs).scatter_(-1, order, kept);
+  }
+  return static_cast<int32_t>(at::multinomial(probs, 1, false, gen).item<int64_t>());
+}
+
+}  // namespace
+
+std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<int32_t>& prompt,
+                              const GenerateOptions& options, int32_t eos_id) {
+  TORCH_CHECK(!prompt.empty(), "generate: empty prompt");
+  const int64_t limit = model.config().max_position_embeddings;
+  if (static_cast<int64_t>(prompt.size()) >= limit)
+    throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens leaves no room under the model's " +
+                                "max_position_embeddings " + std::to_string(limit));
+  const int64_t capacity = std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + options.max_new_tokens);
+  model::KvCache cache = model.new_cache(1, capacity);
+  at::Generator gen = at::detail::createCPUGenerator(options.seed);
+  std::set<int32_t> seen(prompt.begin(), prompt.end());
+  std::vector<int64_t> ids64(prompt.begin(), prompt.end());
+  at::Tensor logits = model.forward(at::tensor(ids64, at::kLong).view({1, -1}), &cache);  // (1, L, V)
+  std::vector<int32_t> out;
+  while (static_cast<int64_t>(out.size()) < options.max_new_tokens && cache.len < capacity) {
+    at::Tensor last = logits[0][-1].to(at::kCPU).contiguous();
+    apply_repetition_penalty(last, seen, options.repetition_penalty);
+    const int32_t next = pick(last, options, gen);
+    out.push_back(next);
+    seen.insert(next);
+    if (next == eos_id || cache.len >= capacity) break;
+    logits = model.forward(at::full({1, 1}, next, at::kLong), &cache);
+  }
+  return out;
+}
+
+}  // namespace neftune::run

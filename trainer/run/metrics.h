@@ -1,0 +1,29 @@
+// output_dir/metrics.jsonl: one JSON object per optimizer step (step, epoch, loss, lr, grad_norm,
+// tokens, tokens_per_s, step_time_s, peak_rss_mb, ...) and one per evaluation (step, eval_loss).
+// Each line is flushed when written, so a crash loses nothing already logged.
+#pragma once
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace neftune::run {
+
+class MetricsWriter {
+ public:
+  MetricsWriter() = default;
+  // Appends to `path` (resumed runs continue the same file); truncate=true starts it afresh.
+  MetricsWriter(const std::string& path, bool truncate);
+  ~MetricsWriter();
+  MetricsWriter(const MetricsWriter&) = delete;
+  MetricsWriter& operator=(const MetricsWriter&) = delete;
+  void write(const nlohmann::json& line);
+
+ private:
+  std::FILE* file_ = nullptr;
+};
+
+// Peak resident set size of this process, in MB.
+double peak_rss_mb();
+
+}  // namespace neftune::run

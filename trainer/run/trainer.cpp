@@ -1,0 +1,243 @@
+#include "trainer/run/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "config/config.h"
+#include "trainer/neftune.h"
+#include "trainer/optim/clip.h"
+#include "trainer/optim/schedule.h"
+#include "trainer/run/logging.h"
+#include "trainer/run/progress.h"
+
+namespace neftune::run {
+namespace fs = std::filesystem;
+
+namespace {
+
+at::ScalarType to_dtype(config::DType d) { return d == config::DType::bf16 ? at::kBFloat16 : at::kFloat; }
+
+}  // namespace
+
+Trainer::Trainer(config::TrainConfig cfg, dist::World& world) : cfg_(std::move(cfg)), world_(world) { setup(); }
+
+void Trainer::setup() {
+  auto& host = *world_.host;
+  dist::agree(host, [&] {
+    if (rank0()) fs::create_directories(cfg_.output_dir);
+  });
+  host.barrier();
+  add_file_logging(cfg_.logging, world_.rank, cfg_.output_dir);
+
+  dist::agree(host, [&] {
+    tok_ = tok::load_tokenizer(cfg_.tokenizer, cfg_.model.path);
+    if (cfg_.model.path) {
+      mcfg_ = model::LlamaConfig::load((fs::path(*cfg_.model.path) / "config.json").string());
+      if (tok_->vocab_size() > mcfg_.vocab_size)
+        throw UserError("tokenizer has " + std::to_string(tok_->vocab_size()) + " ids but the model's vocab_size is " +
+                        std::to_string(mcfg_.vocab_size) + " (tokenizer.kind/path does not match model.path)");
+    } else {
+      mcfg_ = model::LlamaConfig::from_init(cfg_.model.init, tok_->vocab_size(), tok_->bos_id(), tok_->eos_id());
+    }
+    if (cfg_.data.max_seq_len > mcfg_.max_position_embeddings)
+      throw UserError("config: data.max_seq_len " + std::to_string(cfg_.data.max_seq_len) +
+                      " exceeds the model's max_position_embeddings " + std::to_string(mcfg_.max_position_embeddings) +
+                      " (lower data.max_seq_len)");
+  });
+  spdlog::info("[model] LLaMA {} params: {} layers, d={}, heads {}/{} kv, ffn {}, vocab {}, tied={}", mcfg_.num_parameters(),
+               mcfg_.num_hidden_layers, mcfg_.hidden_size, mcfg_.num_attention_heads, mcfg_.num_key_value_heads,
+               mcfg_.intermediate_size, mcfg_.vocab_size, mcfg_.tie_word_embeddings);
+
+  dist::agree(host, [&] { data_ = load_datasets(cfg_, *tok_); });
+  spdlog::info("[data] {}", describe(data_));
+
+  dist::agree(host, [&] {
+    tc_ = dist::make_training_comm(world_, cfg_.distributed.backend);
+    dist::ShardingOptions so;
+    so.mode = cfg_.distributed.sharding;
+    so.compute_dtype = to_dtype(cfg_.model.dtype);
+    so.param_dtype = to_dtype(cfg_.distributed.param_dtype);
+    so.reduce_dtype = to_dtype(cfg_.distributed.reduce_dtype);
+    so.device = tc_.device;
+    model_ = std::make_unique<model::ShardedLlama>(mcfg_, *tc_.comm, so, cfg_.distributed.prefetch);
+    if (cfg_.model.path) {
+      model_->load(model::HfCheckpoint(*cfg_.model.path));
+    } else {
+      model_->init_random(static_cast<uint64_t>(cfg_.train.seed));
+    }
+  });
+  int64_t shard_bytes = 0;
+  for (auto* u : model_->units()) shard_bytes += u->params().numel() * 4;
+  spdlog::info("[dist] world {} (backend {}, device {}), sharding {}, {} units, fp32 master shard {:.1f} MB per rank",
+               world_.size, tc_.comm->backend(), tc_.device.str(), config::to_string(cfg_.distributed.sharding),
+               model_->units().size(), shard_bytes / 1e6);
+
+  for (auto* u : model_->units()) {
+    opt_state_.emplace_back();
+    decay_masks_.push_back(cfg_.train.weight_decay > 0 ? u->decay_mask() : at::Tensor());
+  }
+  sampler_ = std::make_unique<data::EpochSampler>(static_cast<int64_t>(data_.train.size()),
+                                                  static_cast<uint64_t>(cfg_.train.seed));
+  const int64_t global_batch = cfg_.train.micro_batch_size * cfg_.train.accumulation_steps * world_.size;
+  total_steps_ = cfg_.train.max_steps
+                     ? *cfg_.train.max_steps
+                     : static_cast<int64_t>(std::ceil(*cfg_.train.epochs * static_cast<double>(data_.train.size()) /
+                                                      static_cast<double>(global_batch)));
+  if (rank0()) {
+    std::ofstream(fs::path(cfg_.output_dir) / "config.yaml") << config::dump_config(cfg_);
+    metrics_ = std::make_unique<MetricsWriter>((fs::path(cfg_.output_dir) / "metrics.jsonl").string(), true);
+  }
+  spdlog::info("[train] {} steps of {} samples (micro-batch {} x accumulation {} x {} ranks), NEFTune alpha {}",
+               total_steps_, global_batch, cfg_.train.micro_batch_size, cfg_.train.accumulation_steps, world_.size,
+               cfg_.neftune.alpha.value_or(0.0));
+}
+
+TrainSummary Trainer::train() {
+  TrainSummary summary;
+  ProgressBar bar(cfg_.logging.progress, rank0(), step_, total_steps_);
+  set_console_quiet(bar.active());
+  const int64_t eval_every = cfg_.train.eval_every_steps;
+  while (step_ < total_steps_) {
+    const StepStats s = train_step();
+    const double peak = world_.host->all_reduce_scalar(peak_rss_mb(), dist::ReduceOp::max);
+    write_step_metrics(s, peak);
+    bar.update(s.step, s.loss, s.tokens / s.seconds);
+    summary.final_loss = s.loss;
+    if (eval_every > 0 && s.step % eval_every == 0 && s.step < total_steps_ && !data_.eval.empty()) evaluate();
+  }
+  bar.finish();
+  set_console_quiet(false);
+  if (!data_.eval.empty()) summary.final_eval_loss = evaluate();
+  summary.steps = step_;
+  summary.final_dir = (fs::path(cfg_.output_dir) / "final").string();
+  export_final(summary.final_dir);
+  spdlog::info("[train] done: {} steps, loss {:.4f}{}, final model in {}", step_, summary.final_loss,
+               summary.final_eval_loss ? fmt::format(", eval_loss {:.4f}", *summary.final_eval_loss) : "",
+               summary.final_dir);
+  return summary;
+}
+
+StepStats Trainer::train_step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& t = cfg_.train;
+  const int64_t mbs = t.micro_batch_size, accum = t.accumulation_steps, world = world_.size;
+  const bool token_norm = t.loss_normalization == config::LossNormalization::token;
+  const double alpha = cfg_.neftune.alpha.value_or(0.0);
+  const int64_t step = step_;
+
+  // The global batch is the same set of samples at any world size; this rank takes its slice.
+  const std::vector<data::SamplePick> picks = sampler_->next(mbs * accum * world);
+  StepStats s;
+  for (const auto& p : picks) {
+    s.tokens += static_cast<int64_t>(data_.train[p.index].ids.size());
+    s.targets += data_.train[p.index].n_targets();
+  }
+
+  model_->zero_grads();
+  double loss_sum = 0, mean_sum = 0;
+  for (int64_t m = 0; m < accum; ++m) {
+    const auto first = picks.begin() + (world_.rank * accum + m) * mbs;
+    const data::Batch batch = data::collate(data_.train, {first, first + mbs}, tok_->pad_id());
+    // token: every real token of the step weighs the same; microbatch_mean: each micro-batch does.
+    const double scale = token_norm ? 1.0 / static_cast<double>(s.targets)
+                                    : 1.0 / static_cast<double>(batch.n_targets * accum * world);
+    std::function<at::Tensor(const at::Tensor&)> noise;
+    if (alpha > 0)
+      noise = [&](const at::Tensor& e) { return add_neftune_noise(e, batch, static_cast<uint64_t>(t.seed), step, alpha); };
+    const bool reduce = cfg_.distributed.reduce_every_microbatch || m == accum - 1;
+    const model::MicroResult r = model_->forward_backward(batch, scale, reduce, noise);
+    loss_sum += r.loss_sum;
+    mean_sum += r.loss_sum / static_cast<double>(r.n_targets);
+  }
+  at::Tensor sums = at::tensor({loss_sum, mean_sum}, at::kDouble);
+  world_.host->all_reduce(sums, dist::ReduceOp::sum)->wait();
+  s.loss = token_norm ? sums[0].item<double>() / static_cast<double>(s.targets)
+                      : sums[1].item<double>() / static_cast<double>(accum * world);
+  if (!std::isfinite(s.loss))
+    throw std::runtime_error("[train] loss is " + std::to_string(s.loss) + " at step " + std::to_string(step + 1) +
+                             " (lower train.lr, or check the data)");
+
+  const auto& units = model_->units();
+  s.grad_norm = optim::global_grad_norm(units, *tc_.comm);
+  optim::clip_grads(units, s.grad_norm, t.max_grad_norm.value_or(0.0));
+  s.lr = optim::lr_at(step, total_steps_, t);
+  const optim::AdamWOptions o{t.adam_beta1, t.adam_beta2, t.adam_eps, t.weight_decay};
+  for (size_t i = 0; i < units.size(); ++i) {
+    optim::adamw_update(units[i]->params(), units[i]->grads(), opt_state_[i], decay_masks_[i], s.lr, step + 1, o);
+    units[i]->mark_params_changed();
+  }
+  step_ = step + 1;
+  s.step = step_;
+  s.epoch = sampler_->epoch_progress();
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return s;
+}
+
+double Trainer::evaluate() {
+  // Held-out examples are dealt round-robin to ranks; every rank runs the same number of batches (a
+  // rank with nothing left runs a dummy batch and ignores it) so the collectives stay matched.
+  const int64_t n = static_cast<int64_t>(data_.eval.size()), mbs = cfg_.train.micro_batch_size;
+  std::vector<data::SamplePick> mine;
+  for (int64_t i = world_.rank; i < n; i += world_.size) mine.push_back({i, 0});
+  const int64_t per_rank = (n + world_.size - 1) / world_.size;
+  const int64_t batches = (per_rank + mbs - 1) / mbs;
+  double loss = 0, count = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t lo = b * mbs, hi = std::min<int64_t>(lo + mbs, static_cast<int64_t>(mine.size()));
+    const bool dummy = lo >= hi;
+    const std::vector<data::SamplePick> picks =
+        dummy ? std::vector<data::SamplePick>{{0, 0}} : std::vector<data::SamplePick>(mine.begin() + lo, mine.begin() + hi);
+    const model::MicroResult r = model_->evaluate(data::collate(data_.eval, picks, tok_->pad_id()));
+    if (!dummy) {
+      loss += r.loss_sum;
+      count += static_cast<double>(r.n_targets);
+    }
+  }
+  at::Tensor sums = at::tensor({loss, count}, at::kDouble);
+  world_.host->all_reduce(sums, dist::ReduceOp::sum)->wait();
+  const double eval_loss = sums[0].item<double>() / sums[1].item<double>();
+  spdlog::info("[eval] step {}: eval_loss {:.4f} over {} held-out examples", step_, eval_loss, n);
+  if (metrics_) metrics_->write({{"step", step_}, {"eval_loss", eval_loss}, {"eval_examples", n}});
+  return eval_loss;
+}
+
+void Trainer::write_step_metrics(const StepStats& s, double peak_rss) {
+  const double tps = static_cast<double>(s.tokens) / s.seconds;
+  if (metrics_)
+    metrics_->write({{"step", s.step},
+                     {"epoch", s.epoch},
+                     {"loss", s.loss},
+                     {"lr", s.lr},
+                     {"grad_norm", s.grad_norm},
+                     {"tokens", s.tokens},
+                     {"target_tokens", s.targets},
+                     {"tokens_per_s", tps},
+                     {"step_time_s", s.seconds},
+                     {"peak_rss_mb", peak_rss}});
+  if (s.step % cfg_.logging.log_every_steps == 0 || s.step == 1 || s.step == total_steps_)
+    spdlog::info("[train] step {}/{} epoch {:.2f} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s", s.step,
+                 total_steps_, s.epoch, s.loss, s.lr, s.grad_norm, tps);
+}
+
+void Trainer::export_final(const std::string& dir) {
+  // Written beside the old one and swapped in only when complete: an existing final/ is never lost.
+  const std::string tmp = dir + ".tmp", old = dir + ".old";
+  if (rank0()) fs::remove_all(tmp);
+  model::HfWriteOptions o;
+  o.dtype = to_dtype(cfg_.model.dtype);
+  model_->export_hf(tmp, o, rank0());
+  if (rank0()) {
+    tok_->save(tmp);
+    fs::remove_all(old);
+    if (fs::exists(dir)) fs::rename(dir, old);
+    fs::rename(tmp, dir);
+    fs::remove_all(old);
+  }
+  world_.host->barrier();
+}
+
+}  // namespace neftune::run

@@ -1,0 +1,75 @@
+// The training run: setup (tokenizer, model, data, sharding), the optimizer-step loop, eval, metrics
+// and the final HF export. train() reads top to bottom; one step is train_step().
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/train_config.h"
+#include "distributed/backend.h"
+#include "distributed/world.h"
+#include "trainer/data/sampler.h"
+#include "trainer/model/sharded_llama.h"
+#include "trainer/optim/adamw.h"
+#include "trainer/run/datasets.h"
+#include "trainer/run/metrics.h"
+#include "trainer/tokenizer/tokenizer.h"
+
+namespace neftune::run {
+
+struct StepStats {
+  int64_t step = 0;      // 1-based number of the optimizer step just taken
+  double epoch = 0;      // epochs consumed, fractional
+  double loss = 0;
+  double lr = 0;
+  double grad_norm = 0;
+  int64_t tokens = 0;    // real tokens in the step, all ranks
+  int64_t targets = 0;   // tokens with a loss, all ranks
+  double seconds = 0;
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double final_loss = 0;
+  std::optional<double> final_eval_loss;
+  std::string final_dir;
+};
+
+class Trainer {
+ public:
+  // Collective: every rank constructs it with the same config. Setup failures are reported on every
+  // rank (dist::agree) with the same message.
+  Trainer(config::TrainConfig cfg, dist::World& world);
+  TrainSummary train();
+
+  // For tests and benchmarks.
+  StepStats train_step();
+  double evaluate();
+  model::ShardedLlama& model() { return *model_; }
+  const Datasets& datasets() const { return data_; }
+  int64_t total_steps() const { return total_steps_; }
+
+ private:
+  void setup();
+  void write_step_metrics(const StepStats& s, double peak_rss);
+  void export_final(const std::string& dir);
+  bool rank0() const { return world_.rank == 0; }
+
+  config::TrainConfig cfg_;
+  dist::World& world_;
+  dist::TrainingComm tc_;
+  std::unique_ptr<tok::Tokenizer> tok_;
+  model::LlamaConfig mcfg_;
+  std::unique_ptr<model::ShardedLlama> model_;
+  Datasets data_;
+  std::unique_ptr<data::EpochSampler> sampler_;
+  std::vector<optim::AdamWState> opt_state_;
+  std::vector<at::Tensor> decay_masks_;
+  std::unique_ptr<MetricsWriter> metrics_;
+  int64_t step_ = 0;  // optimizer steps taken
+  int64_t total_steps_ = 0;
+};
+
+}  // namespace neftune::run

@@ -1,0 +1,196 @@
+#include "trainer/tokenizer/tokenizer.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "config/errors.h"
+
+namespace neftune::tok {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::vector<int32_t> ByteTokenizer::encode(const std::string& text, bool add_bos) const {
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() + 1);
+  if (add_bos) ids.push_back(kBos);
+  for (const unsigned char c : text) ids.push_back(c);
+  return ids;
+}
+
+std::string ByteTokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string out;
+  for (const int32_t id : ids)
+    if (id >= 0 && id < 256) out.push_back(static_cast<char>(id));
+  return out;
+}
+
+void ByteTokenizer::save(const std::string& dir) const {
+  std::ofstream(fs::path(dir) / "neftune_tokenizer.json")
+      << json{{"kind", "byte"}, {"vocab_size", 259}, {"bos_id", kBos}, {"eos_id", kEos}, {"pad_id", kPad}}.dump(2)
+      << "\n";
+  std::ofstream(fs::path(dir) / "tokenizer_config.json")
+      << json{{"tokenizer_class", "ByteTokenizer (neftune; see neftune_tokenizer.json)"},
+              {"model_max_length", 1 << 20}}.dump(2)
+      << "\n";
+}
+
+namespace {
+
+// The functions of libneftune_sentencepiece.so (sp_shim.h), loaded once per process.
+struct SpModule {
+  void* (*load)(const char*, char*, size_t);
+  void (*free)(void*);
+  long (*encode)(void*, const char*, size_t, int*, size_t);
+  long (*decode)(void*, const int*, size_t, char*, size_t);
+  void (*info)(void*, int*, int*, int*, int*, int*);
+  long (*piece)(void*, int, char*, size_t);
+};
+
+std::string module_path() {
+  if (const char* env = std::getenv("NEFTUNE_SP_MODULE")) return env;
+  const char* name = "libneftune_sentencepiece.so";
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const fs::path& dir : {exe.parent_path() / ".." / "lib", exe.parent_path()}) {
+      if (fs::exists(dir / name)) return (dir / name).string();
+    }
+  }
+#ifdef NEFTUNE_SP_MODULE_DIRS
+  for (const char* dir : {NEFTUNE_SP_MODULE_DIRS}) {
+    if (fs::exists(fs::path(dir) / name)) return (fs::path(dir) / name).string();
+  }
+#endif
+  return name;  // the dynamic linker's search path
+}
+
+const SpModule& sp_module() {
+  static const SpModule module = [] {
+    const std::string path = module_path();
+#if defined(__SANITIZE_ADDRESS__)
+    const int flags = RTLD_NOW | RTLD_LOCAL;  // sanitizers refuse RTLD_DEEPBIND
+#else
+    const int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+    void* lib = dlopen(path.c_str(), flags);
+    if (!lib) throw std::runtime_error(std::string("cannot load the sentencepiece module: ") + dlerror() +
+                                       " (set NEFTUNE_SP_MODULE to libneftune_sentencepiece.so)");
+    auto sym = [&](const char* name) {
+      void* f = dlsym(lib, name);
+      if (!f) throw std::runtime_error(path + ": missing symbol " + name);
+      return f;
+    };
+    SpModule m{};
+    m.load = reinterpret_cast<decltype(m.load)>(sym("nsp_load"));
+    m.free = reinterpret_cast<decltype(m.free)>(sym("nsp_free"));
+    m.encode = reinterpret_cast<decltype(m.encode)>(sym("nsp_encode"));
+    m.decode = reinterpret_cast<decltype(m.decode)>(sym("nsp_decode"));
+    m.info = reinterpret_cast<decltype(m.info)>(sym("nsp_info"));
+    m.piece = reinterpret_cast<decltype(m.piece)>(sym("nsp_piece"));
+    return m;
+  }();
+  return module;
+}
+
+class SentencePieceTokenizer final : public Tokenizer {
+ public:
+  explicit SentencePieceTokenizer(const std::string& path) : path_(path), m_(sp_module()) {
+    if (!fs::exists(path)) throw UserError(path + ": sentencepiece tokenizer.model not found (set tokenizer.path)");
+    char err[512] = {0};
+    handle_ = m_.load(path.c_str(), err, sizeof err);
+    if (!handle_) throw UserError(path + ": cannot load sentencepiece model: " + err);
+    m_.info(handle_, &vocab_, &bos_, &eos_, &pad_, &unk_);
+    if (bos_ < 0 || eos_ < 0) throw UserError(path + ": the tokenizer has no BOS/EOS ids");
+  }
+  ~SentencePieceTokenizer() override { m_.free(handle_); }
+  SentencePieceTokenizer(const SentencePieceTokenizer&) = delete;
+  SentencePieceTokenizer& operator=(const SentencePieceTokenizer&) = delete;
+
+  std::string kind() const override { return "sentencepiece"; }
+  std::vector<int32_t> encode(const std::string& text, bool add_bos) const override {
+    std::vector<int> ids(text.size() + 8);
+    long n = m_.encode(handle_, text.data(), text.size(), ids.data(), ids.size());
+    if (n > static_cast<long>(ids.size())) {
+      ids.resize(static_cast<size_t>(n));
+      n = m_.encode(handle_, text.data(), text.size(), ids.data(), ids.size());
+    }
+    if (n < 0) throw std::runtime_error("sentencepiece encode failed");
+    std::vector<int32_t> out;
+    out.reserve(static_cast<size_t>(n) + 1);
+    if (add_bos) out.push_back(bos_);
+    out.insert(out.end(), ids.begin(), ids.begin() + n);
+    return out;
+  }
+  std::string decode(const std::vector<int32_t>& ids) const override {
+    std::vector<int> in;
+    for (const int32_t id : ids)
+      if (id >= 0 && id < vocab_ && id != bos_ && id != eos_) in.push_back(id);
+    std::string text(in.size() * 8 + 16, '\0');
+    long n = m_.decode(handle_, in.data(), in.size(), text.data(), text.size());
+    if (n > static_cast<long>(text.size())) {
+      text.resize(static_cast<size_t>(n));
+      n = m_.decode(handle_, in.data(), in.size(), text.data(), text.size());
+    }
+    if (n < 0) throw std::runtime_error("sentencepiece decode failed");
+    text.resize(static_cast<size_t>(n));
+    return text;
+  }
+  int64_t vocab_size() const override { return vocab_; }
+  int32_t bos_id() const override { return bos_; }
+  int32_t eos_id() const override { return eos_; }
+  int32_t pad_id() const override { return pad_ >= 0 ? pad_ : eos_; }
+  void save(const std::string& dir) const override {
+    const fs::path dst = fs::path(dir) / "tokenizer.model";
+    if (fs::absolute(path_) != fs::absolute(dst)) fs::copy_file(path_, dst, fs::copy_options::overwrite_existing);
+    std::ofstream(fs::path(dir) / "tokenizer_config.json")
+        << json{{"tokenizer_class", "LlamaTokenizer"},
+                {"bos_token", piece(bos_)},
+                {"eos_token", piece(eos_)},
+                {"unk_token", piece(unk_)},
+                {"add_bos_token", true},
+                {"add_eos_token", false},
+                {"legacy", true},
+                {"model_max_length", 1 << 20}}.dump(2)
+        << "\n";
+    std::ofstream(fs::path(dir) / "special_tokens_map.json")
+        << json{{"bos_token", piece(bos_)}, {"eos_token", piece(eos_)}, {"unk_token", piece(unk_)}}.dump(2) << "\n";
+  }
+
+ private:
+  std::string piece(int id) const {
+    if (id < 0) return "";
+    char buf[256];
+    const long n = m_.piece(handle_, id, buf, sizeof buf);
+    return n < 0 ? "" : std::string(buf, static_cast<size_t>(std::min<long>(n, sizeof buf)));
+  }
+
+  std::string path_;
+  const SpModule& m_;
+  void* handle_ = nullptr;
+  int vocab_ = 0, bos_ = -1, eos_ = -1, pad_ = -1, unk_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> make_sentencepiece_tokenizer(const std::string& model_path) {
+  return std::make_unique<SentencePieceTokenizer>(model_path);
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const config::TokenizerConfig& cfg, const std::optional<std::string>& model_dir) {
+  if (cfg.kind == config::TokenizerKind::byte) return std::make_unique<ByteTokenizer>();
+  const std::string path = cfg.path ? *cfg.path : (fs::path(*model_dir) / "tokenizer.model").string();
+  return make_sentencepiece_tokenizer(path);
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_from_model_dir(const std::string& dir) {
+  if (fs::exists(fs::path(dir) / "tokenizer.model"))
+    return make_sentencepiece_tokenizer((fs::path(dir) / "tokenizer.model").string());
+  if (fs::exists(fs::path(dir) / "neftune_tokenizer.json")) return std::make_unique<ByteTokenizer>();
+  throw UserError(dir + ": no tokenizer.model or neftune_tokenizer.json (pass --tokenizer)");
+}
+
+}  // namespace neftune::tok
