@@ -17,6 +17,10 @@ namespace {
 // Shortest decimal text that reads back as exactly `value`.
 std::string format_double(double value) {
   char buf[64];
+  if (std::floor(value) == value && std::fabs(value) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.1f", value);
+    return buf;
+  }
   for (int precision = 1; precision <= 17; ++precision) {
     std::snprintf(buf, sizeof buf, "%.*g", precision, value);
     if (std::strtod(buf, nullptr) == value) break;

@@ -23,6 +23,13 @@ void allocate_storage(const at::Tensor& t) {
   impl->set_nbytes(nbytes);
 }
 
+// A tensor over the same memory with no autograd link (its own version counter). Gathers write through
+// it: refilling weights that autograd saved for backward must not count as an in-place modification
+// (the values written are the same parameters).
+at::Tensor raw_alias(const at::Tensor& t) {
+  return at::from_blob(t.data_ptr(), t.sizes(), t.strides(), t.options().requires_grad(false));
+}
+
 int64_t wire_bytes(int64_t numel, at::ScalarType dtype, int world, int64_t factor) {
   // Ring-algorithm volume per rank: (N-1)/N of the full buffer per all-gather or reduce-scatter.
   return factor * numel * static_cast<int64_t>(c10::elementSize(dtype)) * (world - 1) / world;
@@ -64,7 +71,6 @@ FlatUnit::FlatUnit(UnitLayout layout, Communicator& comm, ShardingOptions option
   const auto f32 = at::TensorOptions().dtype(at::kFloat).device(options_.device);
   const int64_t n = replicated() ? layout_.padded_numel : layout_.shard_numel();
   shard_ = at::zeros({n}, f32);
-  grad_ = at::zeros({n}, f32);
   if (aliases_master()) {
     full_ = shard_.detach().requires_grad_(true);
   } else {
@@ -124,16 +130,15 @@ void FlatUnit::start_gather() {
     return;
   }
   at::NoGradGuard no_grad;
-  const at::Tensor full_data = full_.detach();
   if (replicated()) {
-    if (stale_) full_data.copy_(shard_);
+    if (stale_) raw_alias(full_).copy_(shard_);
     stale_ = false;
     gathered_ = true;
     return;
   }
   allocate_full();
   const at::Tensor send = options_.param_dtype == at::kFloat ? shard_ : (wire_in_ = shard_.to(options_.param_dtype));
-  at::Tensor recv = full_data;
+  at::Tensor recv = raw_alias(full_);
   if (options_.param_dtype != options_.compute_dtype)
     recv = wire_out_ = at::empty({layout_.padded_numel}, shard_.options().dtype(options_.param_dtype));
   gather_work_ = comm_.all_gather(recv, send);
@@ -148,7 +153,7 @@ void FlatUnit::finish_gather() {
   gather_work_.reset();
   if (wire_out_.defined()) {
     at::NoGradGuard no_grad;
-    full_.detach().copy_(wire_out_);
+    raw_alias(full_).copy_(wire_out_);
     wire_out_.reset();
   }
   wire_in_.reset();
@@ -177,6 +182,21 @@ void FlatUnit::release() {
   gathered_ = false;
 }
 
+at::Tensor& FlatUnit::grads() {
+  if (!grad_.defined()) grad_ = at::zeros_like(shard_);
+  return grad_;
+}
+
+void FlatUnit::accumulate_grad(const at::Tensor& g) {
+  at::NoGradGuard no_grad;
+  if (grad_.defined()) {
+    grad_.add_(g);
+  } else {
+    // Adopt the buffer (it is ours: autograd's or a collective's result), converting only if needed.
+    grad_ = g.scalar_type() == at::kFloat && g.is_contiguous() ? g : g.to(at::kFloat).contiguous();
+  }
+}
+
 void FlatUnit::reduce_grads(bool reduce) {
   finish_reduce();
   at::Tensor g = full_.grad();
@@ -198,7 +218,7 @@ void FlatUnit::reduce_grads(bool reduce) {
   if (!total.defined()) return;  // the unit took no part in this backward
   at::NoGradGuard no_grad;
   if (comm_.size() == 1) {
-    grad_.add_(total.narrow(0, 0, grad_.numel()));
+    accumulate_grad(total);
     return;
   }
   const at::Tensor send = total.to(options_.reduce_dtype).contiguous();
@@ -217,14 +237,13 @@ void FlatUnit::finish_reduce() {
   if (!reduce_work_) return;
   reduce_work_->wait();
   reduce_work_.reset();
-  at::NoGradGuard no_grad;
-  grad_.add_(reduce_recv_);
+  accumulate_grad(reduce_recv_);
   reduce_recv_ = at::Tensor();
 }
 
 void FlatUnit::zero_grads() {
   finish_reduce();
-  grad_.zero_();
+  grad_ = at::Tensor();  // freed until the next backward (like set_to_none)
   unsharded_acc_ = at::Tensor();
   full_.mutable_grad() = at::Tensor();
 }

@@ -62,7 +62,7 @@ class FlatUnit {
   // Master weights and their gradients: (shard_numel) fp32 on this rank, or (padded_numel) when
   // replicated. The optimizer works on these; call mark_params_changed() after updating params().
   at::Tensor& params() { return shard_; }
-  at::Tensor& grads() { return grad_; }
+  at::Tensor& grads();
   void mark_params_changed() { stale_ = true; }
   // 1 where weight decay applies, 0 elsewhere (padding included), same shape as params().
   at::Tensor decay_mask() const;
@@ -98,12 +98,14 @@ class FlatUnit {
  private:
   void allocate_full();
   bool aliases_master() const;
+  // grads() += g; the first contribution after zero_grads() is adopted without a copy.
+  void accumulate_grad(const at::Tensor& g);
 
   UnitLayout layout_;
   Communicator& comm_;
   ShardingOptions options_;
   at::Tensor shard_;        // fp32 master
-  at::Tensor grad_;         // fp32
+  at::Tensor grad_;         // fp32; undefined after zero_grads() until the first gradient arrives
   at::Tensor full_;         // (padded_numel) compute dtype; leaf with requires_grad
   at::Tensor unsharded_acc_;  // (padded_numel) fp32 gradient kept over micro-batches when not reducing
   at::Tensor wire_in_, wire_out_;

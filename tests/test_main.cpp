@@ -7,8 +7,10 @@
 
 #include "distributed/world.h"
 #include "trainer/run/logging.h"
+#include "trainer/run/metrics.h"
 
 int main(int argc, char** argv) {
+  neftune::run::tune_allocator();
   auto& world = neftune::dist::init_world(&argc, &argv);
   neftune::run::setup_console_logging(world.rank, "warn");
   at::set_num_threads(1);

@@ -3,6 +3,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -11,6 +12,7 @@ namespace neftune::run {
 namespace {
 
 std::shared_ptr<spdlog::sinks::sink> g_console;
+std::shared_ptr<spdlog::sinks::sink> g_file;  // the current run's train.log (replaced by the next run)
 spdlog::level::level_enum g_console_level = spdlog::level::info;
 int g_rank = 0;
 
@@ -34,13 +36,16 @@ void setup_console_logging(int rank, const std::string& level, bool all_ranks) {
 void add_file_logging(const config::LoggingConfig& cfg, int rank, const std::string& output_dir) {
   if (!g_console) setup_console_logging(rank, cfg.level, cfg.all_ranks);
   auto logger = spdlog::default_logger();
+  auto& sinks = logger->sinks();
+  if (g_file) sinks.erase(std::remove(sinks.begin(), sinks.end(), g_file), sinks.end());
+  g_file.reset();
   const bool own_file = rank == 0 || cfg.all_ranks;
   if (own_file) {
     const std::string name = rank == 0 ? "train.log" : "train.rank" + std::to_string(rank) + ".log";
-    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>((std::filesystem::path(output_dir) / name).string());
-    file->set_level(spdlog::level::from_str(cfg.level));
-    file->set_pattern(pattern(rank));
-    logger->sinks().push_back(file);
+    g_file = std::make_shared<spdlog::sinks::basic_file_sink_mt>((std::filesystem::path(output_dir) / name).string());
+    g_file->set_level(spdlog::level::from_str(cfg.level));
+    g_file->set_pattern(pattern(rank));
+    sinks.push_back(g_file);
   }
   logger->flush_on(spdlog::level::info);
 }

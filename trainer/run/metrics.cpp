@@ -1,5 +1,6 @@
 #include "trainer/run/metrics.h"
 
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <stdexcept>
@@ -26,6 +27,15 @@ double peak_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KB on Linux
+}
+
+}  // namespace neftune::run
+
+namespace neftune::run {
+
+void tune_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 }  // namespace neftune::run

@@ -26,4 +26,9 @@ class MetricsWriter {
 // Peak resident set size of this process, in MB.
 double peak_rss_mb();
 
+// Keeps freed tensor buffers in glibc's heap instead of returning them to the kernel. Without it every
+// large activation is a fresh mmap whose pages fault in again on every step: 5-10x slower training on
+// CPU (measured: 600 -> 5000 tokens/s on stories260K). Call once at startup.
+void tune_allocator();
+
 }  // namespace neftune::run

@@ -4,11 +4,16 @@
 
 #include <cstdio>
 
+#include "distributed/world.h"
+
 namespace neftune::run {
 
 ProgressBar::ProgressBar(config::Progress mode, bool is_rank0, int64_t first_step, int64_t total_steps)
     : first_(first_step), total_(total_steps), start_(std::chrono::steady_clock::now()) {
-  active_ = is_rank0 && (mode == config::Progress::on || (mode == config::Progress::auto_detect && isatty(STDOUT_FILENO)));
+  // mpirun hands every rank a pseudo-terminal even when its own output goes to a file, so under a
+  // launcher `auto` means off (logging.progress: on forces the bar).
+  const bool terminal = isatty(STDOUT_FILENO) && !dist::launched_by_mpi_launcher();
+  active_ = is_rank0 && (mode == config::Progress::on || (mode == config::Progress::auto_detect && terminal));
 }
 
 ProgressBar::~ProgressBar() { finish(); }

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +22,18 @@ namespace fs = std::filesystem;
 namespace {
 
 at::ScalarType to_dtype(config::DType d) { return d == config::DType::bf16 ? at::kBFloat16 : at::kFloat; }
+
+// NEFTUNE_INJECT_FAILURE=RANK:STEP makes that rank throw at the start of that (1-based) step: the
+// documented way to check that one failing rank takes the whole job down instead of hanging it.
+void maybe_inject_failure(int rank, int64_t step) {
+  static const char* spec = std::getenv("NEFTUNE_INJECT_FAILURE");
+  if (!spec) return;
+  int r = -1;
+  long long s = -1;
+  if (std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step)
+    throw std::runtime_error("injected failure on rank " + std::to_string(rank) + " at step " + std::to_string(step) +
+                             " (NEFTUNE_INJECT_FAILURE)");
+}
 
 }  // namespace
 
@@ -122,6 +136,7 @@ TrainSummary Trainer::train() {
 }
 
 StepStats Trainer::train_step() {
+  maybe_inject_failure(world_.rank, step_ + 1);
   const auto t0 = std::chrono::steady_clock::now();
   const auto& t = cfg_.train;
   const int64_t mbs = t.micro_batch_size, accum = t.accumulation_steps, world = world_.size;

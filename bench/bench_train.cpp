@@ -1,0 +1,162 @@
+// Throughput of `neftune train` (the Trainer's optimizer step: data pipeline, NEFTune, FSDP units,
+// AdamW) at world size 1, against a plain LibTorch loop of the same model and batch, with NEFTune on
+// and off, and achieved FLOP/s as a fraction of the matmul peak measured in the same run.
+//
+//   build/bin/bench_train [--dtype fp32|bf16] [--steps 8] [--dim 512] [--layers 8] [--seq 512] [--batch 4]
+//
+// Steps of the three contenders are interleaved (on, off, plain, on, off, plain, ...) and medians
+// reported, so machine noise hits all three alike.
+#include <ATen/Parallel.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "bench/plain_llama.h"
+#include "config/config.h"
+#include "distributed/world.h"
+#include "trainer/run/logging.h"
+#include "trainer/run/trainer.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using namespace neftune;
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Best-of-5 GFLOP/s of an n x n matmul in `dtype` (the peak this machine reaches with these threads).
+double matmul_peak_gflops(at::ScalarType dtype, int64_t n) {
+  const at::Tensor a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
+  at::mm(a, b);
+  double best = 0;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = Clock::now();
+    at::Tensor c = at::mm(a, b);
+    (void)c.sum().item<double>();
+    best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"neftune train throughput vs a plain LibTorch loop"};
+  std::string dtype = "fp32";
+  int steps = 8, threads = 0;
+  int64_t dim = 512, layers = 8, heads = 8, seq = 512, batch = 4, hidden = 1376;
+  app.add_option("--dtype", dtype)->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--steps", steps, "timed steps per contender");
+  app.add_option("--dim", dim);
+  app.add_option("--layers", layers);
+  app.add_option("--heads", heads);
+  app.add_option("--hidden", hidden);
+  app.add_option("--seq", seq);
+  app.add_option("--batch", batch);
+  app.add_option("--threads", threads, "0 = all cores");
+  CLI11_PARSE(app, argc, argv);
+
+  run::tune_allocator();  // as neftune's main: applies to both contenders
+  auto& world = dist::init_world(&argc, &argv);
+  run::setup_console_logging(world.rank, "warn");
+  at::set_num_threads(dist::intra_op_threads(world, threads));
+  const at::ScalarType st = dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+
+  // Records whose responses fill the whole sequence (truncation keeps BOS + the template tail, then
+  // cuts the response), so every sample is `seq` tokens and nearly all of them carry loss.
+  const fs::path dir = fs::temp_directory_path() / ("neftune-bench-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream out(dir / "data.jsonl");
+    for (int i = 0; i < 64; ++i)
+      out << nlohmann::json{{"instruction", "Repeat."}, {"input", ""}, {"output", std::string(2 * seq, 'a' + i % 26)}}.dump()
+          << "\n";
+  }
+  auto make_config = [&](double alpha) {
+    return config::parse_config(
+        "", "bench",
+        {"output_dir=" + (dir / ("run" + std::to_string(int(alpha)))).string(), "data.train=" + (dir / "data.jsonl").string(),
+         "data.max_seq_len=" + std::to_string(seq), "model.init.max_seq_len=" + std::to_string(seq),
+         "model.init.dim=" + std::to_string(dim), "model.init.n_layers=" + std::to_string(layers),
+         "model.init.n_heads=" + std::to_string(heads), "model.init.n_kv_heads=" + std::to_string(heads),
+         "model.init.hidden_dim=" + std::to_string(hidden), "model.dtype=" + dtype, "distributed.param_dtype=" + dtype,
+         "train.micro_batch_size=" + std::to_string(batch), "train.max_steps=1000", "train.lr=1e-4",
+         "neftune.alpha=" + std::to_string(alpha), "logging.level=warn", "logging.progress=off"});
+  };
+  run::Trainer on(make_config(5.0), world), off(make_config(0.0), world);
+
+  bench::PlainConfig pc;
+  pc.dim = dim;
+  pc.layers = layers;
+  pc.heads = pc.kv_heads = heads;
+  pc.hidden = hidden;
+  pc.max_len = seq;
+  bench::PlainLlama plain(pc);
+  plain->to(st);
+  torch::optim::AdamW opt(plain->parameters(), torch::optim::AdamWOptions(1e-4).weight_decay(0.0));
+  const at::Tensor ids = at::randint(0, 259, {batch, seq}, at::kLong);
+  auto plain_step = [&] {
+    const auto t0 = Clock::now();
+    opt.zero_grad();
+    const at::Tensor logits = plain->forward(ids).to(at::kFloat);
+    const at::Tensor loss = torch::nn::functional::cross_entropy(logits.narrow(1, 0, seq - 1).reshape({-1, 259}),
+                                                                 ids.narrow(1, 1, seq - 1).reshape({-1}));
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(plain->parameters(), 1.0);
+    opt.step();
+    return seconds_since(t0);
+  };
+
+  for (int i = 0; i < 2; ++i) {  // warm-up: allocator, oneDNN kernels
+    on.train_step();
+    off.train_step();
+    plain_step();
+  }
+  std::vector<double> t_on, t_off, t_plain;
+  int64_t tokens = 0;
+  for (int i = 0; i < steps; ++i) {
+    const run::StepStats s = on.train_step();
+    t_on.push_back(s.seconds);
+    tokens = s.tokens;
+    t_off.push_back(off.train_step().seconds);
+    t_plain.push_back(plain_step());
+  }
+  const double m_on = median(t_on), m_off = median(t_off), m_plain = median(t_plain);
+  const auto& mc = on.model().config();
+  const double matmul_params = static_cast<double>(mc.num_parameters());  // tied head: the embedding is a matmul once
+  const double flops = 6.0 * matmul_params * tokens + 12.0 * layers * batch * seq * seq * dim;
+  const double peak = matmul_peak_gflops(st, 2048);
+  const double achieved = flops / m_off / 1e9;
+  nlohmann::json r = {{"dtype", dtype},
+                      {"threads", at::get_num_threads()},
+                      {"params", mc.num_parameters()},
+                      {"batch", batch},
+                      {"seq", seq},
+                      {"tokens_per_step", tokens},
+                      {"step_s_neftune_on", m_on},
+                      {"step_s_neftune_off", m_off},
+                      {"step_s_plain_libtorch", m_plain},
+                      {"tokens_per_s_neftune", tokens / m_on},
+                      {"tokens_per_s_plain", tokens / m_plain},
+                      {"ratio_ours_vs_plain", m_plain / m_on},
+                      {"ratio_ours_off_vs_plain", m_plain / m_off},
+                      {"step_time_ratio_neftune_on_vs_off", m_on / m_off},
+                      {"achieved_gflops", achieved},
+                      {"matmul_peak_gflops", peak},
+                      {"fraction_of_matmul_peak", achieved / peak}};
+  std::cout << r.dump(2) << std::endl;
+  fs::remove_all(dir);
+  dist::finalize_world();
+  return 0;
+}

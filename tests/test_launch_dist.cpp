@@ -1,0 +1,83 @@
+// neftune under mpirun: a failing rank takes every rank down within seconds (never a hang), ranks that
+// loaded different configs refuse to start, and a 2-rank quick run produces the single-writer outputs.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "tests/test_util.h"
+
+namespace neftune {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using test::run_command;
+using test::TempDir;
+using test::write_file;
+
+std::string mpirun(int np) {
+  std::string cmd = "mpirun --oversubscribe --bind-to none";
+  if (getuid() == 0) cmd += " --allow-run-as-root";
+  return cmd + " -np " + std::to_string(np) + " ";
+}
+
+const char* kTiny =
+    "model: {init: {dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, hidden_dim: 64}}\n"
+    "data: {builtin_train_size: 32, builtin_eval_size: 8, max_seq_len: 256}\n"
+    "train: {max_steps: 6, micro_batch_size: 2, lr: 1e-3, eval_every_steps: 3}\n"
+    "logging: {progress: off}\n";
+
+TEST(LaunchDist, OneFailingRankTakesAllRanksDownWithItsMessage) {
+  TempDir d;
+  write_file(d / "c.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = run_command("NEFTUNE_INJECT_FAILURE=1:3 timeout 120 " + mpirun(2) + test::neftune_bin() + " train " +
+                             (d / "c.yaml"));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_THAT(r.output, HasSubstr("injected failure on rank 1 at step 3"));
+  EXPECT_LT(seconds, 60.0);  // generous for a loaded 2-core machine; a hang would hit the 120 s timeout
+}
+
+TEST(LaunchDist, RanksWithDifferentConfigsRefuseToStart) {
+  TempDir d;
+  write_file(d / "a.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  write_file(d / "b.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\nneftune: {alpha: 10}\n");
+  std::string base = "mpirun --oversubscribe --bind-to none";
+  if (getuid() == 0) base += " --allow-run-as-root";
+  const auto r = run_command("timeout 120 " + base + " -np 1 " + test::neftune_bin() + " train " + (d / "a.yaml") +
+                             " : -np 1 " + test::neftune_bin() + " train " + (d / "b.yaml"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("loaded a different effective config than rank 0"));
+  EXPECT_FALSE(fs::exists(d / "out/final"));
+}
+
+TEST(LaunchDist, BadInputUnderMpirunIsReportedByEveryRankAndExits2) {
+  TempDir d;
+  write_file(d / "c.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\ndata: {train: /nonexistent.json}\n");
+  // (the duplicate `data` section is itself the first error every rank reports)
+  const auto r = run_command("timeout 120 " + mpirun(2) + test::neftune_bin() + " train " + (d / "c.yaml"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("[r0] [error]"));
+  EXPECT_THAT(r.output, HasSubstr("[r1] [error]"));
+  EXPECT_THAT(r.output, HasSubstr("duplicate key 'data'"));
+}
+
+TEST(LaunchDist, TwoRankRunWritesOneSetOfOutputs) {
+  TempDir d;
+  write_file(d / "c.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  const auto r = run_command("timeout 300 " + mpirun(2) + test::neftune_bin() + " train " + (d / "c.yaml"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto lines = test::read_jsonl(d / "out/metrics.jsonl");
+  int steps = 0;
+  for (const auto& l : lines) steps += l.contains("loss") ? 1 : 0;
+  EXPECT_EQ(steps, 6);  // rank 0 alone writes metrics
+  EXPECT_TRUE(fs::exists(d / "out/final/model.safetensors"));
+  EXPECT_FALSE(fs::exists(d / "out/train.rank1.log"));
+}
+
+}  // namespace
+}  // namespace neftune
