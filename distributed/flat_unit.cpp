@@ -75,13 +75,15 @@ FlatUnit::FlatUnit(UnitLayout layout, Communicator& comm, ShardingOptions option
     full_ = shard_.detach().requires_grad_(true);
   } else {
     full_ = at::empty({layout_.padded_numel}, f32.dtype(options_.compute_dtype)).requires_grad_(true);
-    if (!replicated()) free_storage(full_);
+    if (!keeps_full()) free_storage(full_);
   }
 }
 
 bool FlatUnit::aliases_master() const {
   return options_.compute_dtype == at::kFloat && (replicated() || comm_.size() == 1);
 }
+
+bool FlatUnit::keeps_full() const { return replicated() || comm_.size() == 1; }
 
 int64_t FlatUnit::shard_offset() const { return replicated() ? 0 : comm_.rank() * layout_.shard_numel(); }
 
@@ -92,21 +94,33 @@ at::Tensor FlatUnit::decay_mask() const {
   return mask.narrow(0, shard_offset(), shard_.numel()).to(options_.device);
 }
 
+FlatUnit::Slice FlatUnit::local_slice(const std::string& name) const {
+  const int i = layout_.index_of(name);
+  TORCH_CHECK(i >= 0, "unit ", layout_.name, " has no parameter ", name);
+  const int64_t begin = layout_.offsets[i], end = begin + layout_.params[i].numel();
+  const int64_t s_begin = shard_offset(), s_end = s_begin + shard_.numel();
+  const int64_t lo = std::max(begin, s_begin), hi = std::min(end, s_end);
+  return lo < hi ? Slice{lo - begin, hi - lo} : Slice{0, 0};
+}
+
+void FlatUnit::set_local_slice(const std::string& name, const at::Tensor& values) {
+  const Slice sl = local_slice(name);
+  TORCH_CHECK(values.numel() == sl.count, "parameter ", name, ": this rank stores ", sl.count, " values, got ",
+              values.numel());
+  if (sl.count == 0) return;
+  const int i = layout_.index_of(name);
+  at::NoGradGuard no_grad;
+  shard_.narrow(0, layout_.offsets[i] + sl.begin - shard_offset(), sl.count).copy_(values.reshape({-1}));
+  stale_ = true;
+}
+
 void FlatUnit::set_param(const std::string& name, const at::Tensor& full_value) {
   const int i = layout_.index_of(name);
   TORCH_CHECK(i >= 0, "unit ", layout_.name, " has no parameter ", name);
-  const ParamSpec& p = layout_.params[i];
-  TORCH_CHECK(full_value.numel() == p.numel(), "parameter ", name, ": expected ", p.numel(), " values, got ",
-              full_value.numel());
-  const int64_t begin = layout_.offsets[i], end = begin + p.numel();
-  const int64_t s_begin = shard_offset(), s_end = s_begin + shard_.numel();
-  const int64_t lo = std::max(begin, s_begin), hi = std::min(end, s_end);
-  if (lo < hi) {
-    at::NoGradGuard no_grad;
-    const at::Tensor src = full_value.reshape({-1}).narrow(0, lo - begin, hi - lo);
-    shard_.narrow(0, lo - s_begin, hi - lo).copy_(src);
-  }
-  stale_ = true;
+  TORCH_CHECK(full_value.numel() == layout_.params[i].numel(), "parameter ", name, ": expected ",
+              layout_.params[i].numel(), " values, got ", full_value.numel());
+  const Slice sl = local_slice(name);
+  set_local_slice(name, full_value.reshape({-1}).narrow(0, sl.begin, sl.count));
 }
 
 at::Tensor FlatUnit::gather_full_fp32() {
@@ -130,7 +144,7 @@ void FlatUnit::start_gather() {
     return;
   }
   at::NoGradGuard no_grad;
-  if (replicated()) {
+  if (keeps_full()) {  // a local copy in the compute dtype, refreshed only when the weights changed
     if (stale_) raw_alias(full_).copy_(shard_);
     stale_ = false;
     gathered_ = true;
@@ -177,7 +191,7 @@ std::vector<at::Tensor> FlatUnit::views(bool requires_grad) {
 
 void FlatUnit::release() {
   if (gather_work_) finish_gather();
-  if (aliases_master() || replicated()) return;
+  if (aliases_master() || keeps_full()) return;
   free_storage(full_);
   gathered_ = false;
 }

@@ -69,6 +69,14 @@ class FlatUnit {
   // Offset of params()[0] in the flat buffer.
   int64_t shard_offset() const;
 
+  // The part of a parameter this rank stores: values [begin, begin + count) of the flattened parameter.
+  struct Slice {
+    int64_t begin = 0, count = 0;
+  };
+  Slice local_slice(const std::string& name) const;
+  // Sets that part from `values` (count values, any float dtype). Loading this way never needs the
+  // whole parameter in memory.
+  void set_local_slice(const std::string& name, const at::Tensor& values);
   // Sets one parameter from its full (unsharded) value; every rank passes the same tensor.
   void set_param(const std::string& name, const at::Tensor& full_value);
   // The whole unit's fp32 master weights, (padded_numel); collective (all ranks, same order).
@@ -98,6 +106,8 @@ class FlatUnit {
  private:
   void allocate_full();
   bool aliases_master() const;
+  // The full buffer is permanent (replicated, or one rank: nothing to free memory for).
+  bool keeps_full() const;
   // grads() += g; the first contribution after zero_grads() is adopted without a copy.
   void accumulate_grad(const at::Tensor& g);
 

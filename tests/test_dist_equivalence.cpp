@@ -17,7 +17,7 @@ namespace {
 
 struct RunResult {
   std::vector<double> loss, grad_norm;
-  std::map<std::string, at::Tensor> weights;
+  std::map<std::string, at::Tensor> initial, weights;
 };
 
 config::TrainConfig make_config(const std::string& out, int64_t accumulation, const std::string& sharding,
@@ -36,6 +36,7 @@ config::TrainConfig make_config(const std::string& out, int64_t accumulation, co
 RunResult run(const config::TrainConfig& cfg, dist::World& w) {
   RunResult r;
   Trainer t(cfg, w);
+  t.model().for_each_full_param([&](const std::string& name, const at::Tensor& v) { r.initial[name] = v.clone(); });
   for (int i = 0; i < 20; ++i) {
     const StepStats s = t.train_step();
     r.loss.push_back(s.loss);
@@ -60,21 +61,32 @@ TEST(DistEquivalence, ShardedRunsMatchTheOneRankRunWithScaledAccumulation) {
       }
       const RunResult got = run(make_config(dir / ("n_" + sharding), 2, sharding, reduce_every), world);
       if (world.rank != 0) continue;
-      // Only the order of fp32 sums differs (sharded reductions, micro-batch grouping): observed 4e-8
-      // relative in the loss and 1.2e-7 (one ulp of the largest weights) in the weights after 20 steps.
-      // The bounds leave ~20x room; a wrong gradient, scale, sample split or noise key is >= 1e-3.
+      // Only the order of fp32 sums differs (sharded reductions, micro-batch grouping): observed <= 5e-8
+      // relative in every step's loss. Adam divides by sqrt(v), so for a weight whose gradient is ~0 a
+      // rounding-level difference can move it by up to lr per step; the weights are therefore compared
+      // by the size of the difference relative to how far training moved them (observed <= 3e-6; bound
+      // 1e-4) and element-wise (observed <= 6e-6; bound 1e-4 = lr / 20). A wrong gradient, scale, sample
+      // split or noise key changes the loss by >= 1e-3.
       for (int i = 0; i < 20; ++i) {
         EXPECT_NEAR(got.loss[i], ref.loss[i], 1e-6 * ref.loss[i]) << "step " << i + 1;
         EXPECT_NEAR(got.grad_norm[i], ref.grad_norm[i], 1e-5 * ref.grad_norm[i]) << "step " << i + 1;
       }
       ASSERT_EQ(got.weights.size(), ref.weights.size());
-      double worst = 0;
-      for (const auto& [name, w] : ref.weights) worst = std::max(worst, (got.weights.at(name) - w).abs().max().item<double>());
+      double worst = 0, diff2 = 0, moved2 = 0;
+      for (const auto& [name, w] : ref.weights) {
+        EXPECT_TRUE(at::equal(got.initial.at(name), ref.initial.at(name))) << name << ": init differs";
+        const at::Tensor d = got.weights.at(name) - w;
+        worst = std::max(worst, d.abs().max().item<double>());
+        diff2 += d.pow(2).sum().item<double>();
+        moved2 += (w - ref.initial.at(name)).pow(2).sum().item<double>();
+      }
+      const double rel = std::sqrt(diff2 / moved2);
       double worst_loss = 0;
       for (int i = 0; i < 20; ++i) worst_loss = std::max(worst_loss, std::abs(got.loss[i] - ref.loss[i]) / ref.loss[i]);
-      std::printf("[ equiv    ] N=%d %s reduce_every=%d: max rel loss diff %.2e, max |dw| %.2e\n", N, sharding.c_str(),
-                  reduce_every ? 1 : 0, worst_loss, worst);
-      EXPECT_LT(worst, 2e-6) << "largest weight difference";
+      std::printf("[ equiv    ] N=%d %s reduce_every=%d: max rel loss diff %.2e, |dw|/|w - w0| %.2e, max |dw| %.2e\n",
+                  N, sharding.c_str(), reduce_every ? 1 : 0, worst_loss, rel, worst);
+      EXPECT_LT(rel, 1e-4) << "weight difference relative to the training update";
+      EXPECT_LT(worst, 1e-4) << "largest weight difference";
     }
   }
 }

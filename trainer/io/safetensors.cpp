@@ -207,6 +207,20 @@ at::Tensor SafetensorsFile::load(const std::string& name) const {
   return out;
 }
 
+at::Tensor SafetensorsFile::load_range(const std::string& name, int64_t begin, int64_t count) const {
+  const TensorEntry& e = entry(name);
+  const at::ScalarType t = to_scalar_type(e.dtype, path_ + ": tensor '" + name + "'");
+  const size_t esize = c10::elementSize(t);
+  const uint64_t numel = (e.end - e.begin) / esize;
+  TORCH_CHECK(begin >= 0 && count >= 0 && static_cast<uint64_t>(begin + count) <= numel, path_, ": range of ", name,
+              " out of bounds");
+  at::Tensor out = at::empty({count}, at::TensorOptions().dtype(t));
+  if (count > 0)
+    std::memcpy(out.data_ptr(), static_cast<const uint8_t*>(map_) + header_.data_offset + e.begin + begin * esize,
+                static_cast<size_t>(count) * esize);
+  return out;
+}
+
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<Decl> tensors,
                                      std::map<std::string, std::string> metadata)
     : path_(std::move(path)), tmp_(path_ + ".tmp"), decls_(std::move(tensors)) {

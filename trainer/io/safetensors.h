@@ -58,6 +58,8 @@ class SafetensorsFile {
   const TensorEntry& entry(const std::string& name) const;
   // A new CPU tensor with the stored dtype and shape (copied out of the mapping).
   at::Tensor load(const std::string& name) const;
+  // Values [begin, begin + count) of the flattened tensor, as a 1-D CPU tensor of the stored dtype.
+  at::Tensor load_range(const std::string& name, int64_t begin, int64_t count) const;
 
  private:
   std::string path_;

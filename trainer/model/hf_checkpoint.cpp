@@ -68,6 +68,12 @@ at::Tensor HfCheckpoint::load(const std::string& name) const {
   return it->second->load(name);
 }
 
+at::Tensor HfCheckpoint::load_range(const std::string& name, int64_t begin, int64_t count) const {
+  const auto it = files_.find(name);
+  if (it == files_.end()) throw io::CheckpointError(dir_ + ": no tensor '" + name + "'");
+  return it->second->load_range(name, begin, count);
+}
+
 std::string HfCheckpoint::stored_dtype() const {
   const auto& e = files_.at(kEmbedName)->entry(kEmbedName);
   if (e.dtype == "BF16") return "bfloat16";

@@ -24,6 +24,8 @@ class HfCheckpoint {
   bool has(const std::string& name) const { return files_.count(name) > 0; }
   // CPU tensor with the stored dtype.
   at::Tensor load(const std::string& name) const;
+  // Values [begin, begin + count) of the flattened tensor (1-D, stored dtype): a rank reads its shard only.
+  at::Tensor load_range(const std::string& name, int64_t begin, int64_t count) const;
   // The stored dtype of the largest floating tensor, as an HF torch_dtype ("float32", "bfloat16", ...).
   std::string stored_dtype() const;
 

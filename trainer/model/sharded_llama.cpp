@@ -23,25 +23,38 @@ ShardedLlama::ShardedLlama(const LlamaConfig& config, dist::Communicator& comm, 
 }
 
 void ShardedLlama::init_random(uint64_t seed) {
+  // Values come in fixed chunks, each from a generator keyed by (seed, tensor index, chunk index): the
+  // model is the same at any world size, and a rank only ever materialises the chunks it stores.
+  constexpr int64_t kChunk = 1 << 16;
   uint64_t index = 0;
   for (auto& u : units_) {
     for (const auto& p : u->layout().params) {
-      at::Tensor value;
+      const dist::FlatUnit::Slice sl = u->local_slice(p.name);
+      at::Tensor mine = at::empty({sl.count}, at::kFloat);
       if (p.shape.size() == 1) {
-        value = at::ones(p.shape, at::kFloat);
+        mine.fill_(1.0);  // norm weights
       } else {
-        at::Generator gen = at::detail::createCPUGenerator(data::mix_key({seed, index, 0x1A17}));
-        value = at::empty(p.shape, at::kFloat).normal_(0.0, config_.initializer_range, gen);
+        for (int64_t c = sl.begin / kChunk; c * kChunk < sl.begin + sl.count; ++c) {
+          const int64_t c_begin = c * kChunk, c_len = std::min(kChunk, p.numel() - c_begin);
+          at::Generator gen = at::detail::createCPUGenerator(data::mix_key({seed, index, static_cast<uint64_t>(c), 0x1A17}));
+          const at::Tensor chunk = at::empty({c_len}, at::kFloat).normal_(0.0, config_.initializer_range, gen);
+          const int64_t lo = std::max(c_begin, sl.begin), hi = std::min(c_begin + c_len, sl.begin + sl.count);
+          mine.narrow(0, lo - sl.begin, hi - lo).copy_(chunk.narrow(0, lo - c_begin, hi - lo));
+        }
       }
-      u->set_param(p.name, value);
+      u->set_local_slice(p.name, mine);
       ++index;
     }
   }
 }
 
 void ShardedLlama::load(const HfCheckpoint& checkpoint) {
-  for (auto& u : units_)
-    for (const auto& p : u->layout().params) u->set_param(p.name, checkpoint.load(p.name).to(at::kFloat));
+  for (auto& u : units_) {
+    for (const auto& p : u->layout().params) {
+      const dist::FlatUnit::Slice sl = u->local_slice(p.name);
+      u->set_local_slice(p.name, checkpoint.load_range(p.name, sl.begin, sl.count).to(at::kFloat));
+    }
+  }
 }
 
 void ShardedLlama::prefetch(size_t i) {
