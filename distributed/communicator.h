@@ -35,6 +35,10 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::string backend() const = 0;
+  // True when a started collective advances while the host computes (NCCL's own stream). MPI without a
+  // progress thread moves data only inside MPI calls, so there overlapping buys nothing and only holds
+  // buffers longer.
+  virtual bool progresses_in_background() const { return false; }
 
   // out (size * n) <- concatenation over ranks of in (n). Contiguous, same dtype and device.
   virtual WorkPtr all_gather(const at::Tensor& out, const at::Tensor& in) = 0;

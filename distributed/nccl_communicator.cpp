@@ -116,6 +116,7 @@ class NcclCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string backend() const override { return "nccl"; }
+  bool progresses_in_background() const override { return true; }
 
   WorkPtr all_gather(const at::Tensor& out, const at::Tensor& in) override {
     check_cuda_contiguous(out, "all_gather output");

@@ -103,9 +103,23 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
 
   // ---- backward ----
   if (head > 1) prefetch(head - 1);
+  // With NCCL a unit's reduce-scatter overlaps the previous unit's backward (at most one in flight, so
+  // one full-size gradient waits on the network at a time). MPI makes progress only inside MPI calls,
+  // so there each reduce completes at once and its buffer is freed before the next backward.
+  const bool overlap = comm_.progresses_in_background();
+  dist::FlatUnit* in_flight = nullptr;
+  auto reduce_and_free = [&](dist::FlatUnit& u) {
+    u.reduce_grads(reduce);
+    if (in_flight) in_flight->finish_reduce();
+    in_flight = &u;
+    if (!overlap) {
+      u.finish_reduce();
+      in_flight = nullptr;
+    }
+    u.release();
+  };
   torch::autograd::backward({loss_sum * loss_scale});
-  unit(head).reduce_grads(reduce);
-  unit(head).release();
+  reduce_and_free(unit(head));
   if (config_.tie_word_embeddings && full) unit(0).release();  // its gradient stays, its weights go
   at::Tensor g = head_in.grad();
   for (size_t u = head - 1; u >= 1; --u) {
@@ -114,12 +128,11 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
     torch::autograd::backward({outputs[u]}, {g});
     g = inputs[u].grad();
     inputs[u] = outputs[u] = at::Tensor();
-    unit(u).reduce_grads(reduce);
-    unit(u).release();
+    reduce_and_free(unit(u));
   }
   torch::autograd::backward({x0}, {g});
-  unit(0).reduce_grads(reduce);
-  unit(0).release();
+  reduce_and_free(unit(0));
+  if (in_flight) in_flight->finish_reduce();
   return {loss_sum.item<double>(), batch.n_targets};
 }
 
