@@ -12,35 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "config/errors.h"
+#include "trainer/io/safetensors_header.h"
 
 namespace neftune::io {
 
-// A checkpoint or weights file that is missing, truncated, inconsistent or lying.
-class CheckpointError : public UserError {
- public:
-  using UserError::UserError;
-};
-
-struct TensorEntry {
-  std::string name;
-  std::string dtype;           // "F32", "BF16", ...
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // byte offsets into the data section
-};
-
-struct SafetensorsHeader {
-  std::vector<TensorEntry> tensors;  // sorted by begin offset
-  std::map<std::string, std::string> metadata;
-  uint64_t data_offset = 0;          // 8 + header length
-};
-
-// Validates the first `size` bytes of a file as a safetensors file; `path` names it in errors.
-// Throws CheckpointError on anything wrong. Exposed for the fuzz test.
-SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std::string& path);
-
 // Bytes per element of a safetensors dtype name; 0 if unknown.
-size_t dtype_size(const std::string& dtype);
 at::ScalarType to_scalar_type(const std::string& dtype, const std::string& context);
 std::string from_scalar_type(at::ScalarType t);
 

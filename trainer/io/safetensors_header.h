@@ -1,0 +1,42 @@
+// Validation of safetensors headers (format v0), with no LibTorch dependency: the fuzz test builds it
+// alone under sanitizers. A file is an 8-byte little-endian header length, a JSON header
+// {name: {dtype, shape, data_offsets}, "__metadata__": {...}}, then the raw tensor bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/errors.h"
+
+namespace neftune::io {
+
+// A checkpoint or weights file that is missing, truncated, inconsistent or lying.
+class CheckpointError : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+struct TensorEntry {
+  std::string name;
+  std::string dtype;           // "F32", "BF16", ...
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // byte offsets into the data section
+};
+
+struct SafetensorsHeader {
+  std::vector<TensorEntry> tensors;  // sorted by begin offset
+  std::map<std::string, std::string> metadata;
+  uint64_t data_offset = 0;          // 8 + header length
+};
+
+// Validates the first `size` bytes of a file as a safetensors file; `path` names it in errors.
+// Throws CheckpointError on anything wrong. Exposed for the fuzz test.
+SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std::string& path);
+
+// Bytes per element of a safetensors dtype name; 0 if unknown.
+size_t dtype_size(const std::string& dtype);
+
+}  // namespace neftune::io
