@@ -236,12 +236,13 @@ class Describer {
   std::string prefix_;
 };
 
-std::vector<Describer::Row> describe_defaults() {
-  TrainConfig defaults;
+std::vector<Describer::Row> describe(const TrainConfig& cfg) {
   Describer d;
-  defaults.visit(d);
+  const_cast<TrainConfig&>(cfg).visit(d);
   return d.rows;
 }
+
+std::vector<Describer::Row> describe_defaults() { return describe(TrainConfig{}); }
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
@@ -354,6 +355,14 @@ std::string dump_config(const TrainConfig& cfg) {
   const_cast<TrainConfig&>(cfg).visit(writer);
   out << YAML::EndMap;
   return std::string("# neftune effective config (all keys; defaults included)\n") + out.c_str() + "\n";
+}
+
+std::vector<std::string> differing_keys(const TrainConfig& a, const TrainConfig& b) {
+  const auto ra = describe(a), rb = describe(b);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < ra.size(); ++i)
+    if (ra[i].value != rb[i].value) out.push_back(ra[i].key + ": " + ra[i].value + " -> " + rb[i].value);
+  return out;
 }
 
 uint64_t config_hash(const TrainConfig& cfg) {

@@ -30,6 +30,9 @@ void validate(const TrainConfig& cfg);
 // The effective config as YAML, every key present, each with its one-line doc as a comment.
 std::string dump_config(const TrainConfig& cfg);
 
+// "key: old -> new" for every key whose value differs between a and b.
+std::vector<std::string> differing_keys(const TrainConfig& a, const TrainConfig& b);
+
 // FNV-1a 64 of dump_config(): equal configs hash equal on every rank.
 uint64_t config_hash(const TrainConfig& cfg);
 

@@ -15,6 +15,7 @@ using Action = std::function<int()>;
 Action add_train_command(CLI::App& app, dist::World& world);
 Action add_generate_command(CLI::App& app, dist::World& world);
 Action add_eval_command(CLI::App& app, dist::World& world);
+Action add_export_command(CLI::App& app, dist::World& world);
 
 // Parses argv, runs the chosen subcommand and maps errors to exit codes (README "Exit codes").
 int run_cli(int argc, char** argv, dist::World& world);

@@ -15,6 +15,7 @@
 #include "trainer/optim/schedule.h"
 #include "trainer/run/logging.h"
 #include "trainer/run/progress.h"
+#include "trainer/run/stop_signal.h"
 
 namespace neftune::run {
 namespace fs = std::filesystem;
@@ -25,6 +26,12 @@ at::ScalarType to_dtype(config::DType d) { return d == config::DType::bf16 ? at:
 
 // NEFTUNE_INJECT_FAILURE=RANK:STEP makes that rank throw at the start of that (1-based) step: the
 // documented way to check that one failing rank takes the whole job down instead of hanging it.
+// NEFTUNE_INJECT_STOP=STEP acts as if SIGTERM arrived during that step: a deterministic preemption.
+void maybe_inject_stop(int64_t step) {
+  static const char* spec = std::getenv("NEFTUNE_INJECT_STOP");
+  if (spec && std::atoll(spec) == step) request_stop();
+}
+
 void maybe_inject_failure(int rank, int64_t step) {
   static const char* spec = std::getenv("NEFTUNE_INJECT_FAILURE");
   if (!spec) return;
@@ -33,6 +40,23 @@ void maybe_inject_failure(int rank, int64_t step) {
   if (std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step)
     throw std::runtime_error("injected failure on rank " + std::to_string(rank) + " at step " + std::to_string(step) +
                              " (NEFTUNE_INJECT_FAILURE)");
+}
+
+// Keeps the lines of steps <= last_step (a resumed run rewrites what came after its checkpoint).
+void truncate_metrics_after(const std::string& path, int64_t last_step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= last_step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      // a line cut by a crash: dropped
+    }
+  }
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
 }
 
 }  // namespace
@@ -47,10 +71,12 @@ void Trainer::setup() {
   host.barrier();
   add_file_logging(cfg_.logging, world_.rank, cfg_.output_dir);
 
+  std::unique_ptr<model::HfCheckpoint> base;  // the pretrained weights (validated even when resuming)
   dist::agree(host, [&] {
     tok_ = tok::load_tokenizer(cfg_.tokenizer, cfg_.model.path);
     if (cfg_.model.path) {
-      mcfg_ = model::LlamaConfig::load((fs::path(*cfg_.model.path) / "config.json").string());
+      base = std::make_unique<model::HfCheckpoint>(*cfg_.model.path);
+      mcfg_ = base->config();
       if (tok_->vocab_size() > mcfg_.vocab_size)
         throw UserError("tokenizer has " + std::to_string(tok_->vocab_size()) + " ids but the model's vocab_size is " +
                         std::to_string(mcfg_.vocab_size) + " (tokenizer.kind/path does not match model.path)");
@@ -78,24 +104,33 @@ void Trainer::setup() {
     so.reduce_dtype = to_dtype(cfg_.distributed.reduce_dtype);
     so.device = tc_.device;
     model_ = std::make_unique<model::ShardedLlama>(mcfg_, *tc_.comm, so, cfg_.distributed.prefetch);
-    if (cfg_.model.path) {
-      model_->load(model::HfCheckpoint(*cfg_.model.path));
-    } else {
-      model_->init_random(static_cast<uint64_t>(cfg_.train.seed));
-    }
   });
+  checkpointer_ = std::make_unique<Checkpointer>(cfg_, world_);
+  const std::optional<std::string> resume = checkpointer_->select_resume();
+  opt_state_.resize(model_->units().size());
+  TrainProgress progress;
+  if (resume) {
+    progress = checkpointer_->load(*resume, *model_, opt_state_);
+    saved_step_ = step_ = progress.step;
+  } else {
+    dist::agree(host, [&] {
+      if (base) {
+        model_->load(*base);
+      } else {
+        model_->init_random(static_cast<uint64_t>(cfg_.train.seed));
+      }
+    });
+  }
   int64_t shard_bytes = 0;
   for (auto* u : model_->units()) shard_bytes += u->params().numel() * 4;
   spdlog::info("[dist] world {} (backend {}, device {}), sharding {}, {} units, fp32 master shard {:.1f} MB per rank",
                world_.size, tc_.comm->backend(), tc_.device.str(), config::to_string(cfg_.distributed.sharding),
                model_->units().size(), shard_bytes / 1e6);
 
-  for (auto* u : model_->units()) {
-    opt_state_.emplace_back();
-    decay_masks_.push_back(cfg_.train.weight_decay > 0 ? u->decay_mask() : at::Tensor());
-  }
+  for (auto* u : model_->units()) decay_masks_.push_back(cfg_.train.weight_decay > 0 ? u->decay_mask() : at::Tensor());
   sampler_ = std::make_unique<data::EpochSampler>(static_cast<int64_t>(data_.train.size()),
                                                   static_cast<uint64_t>(cfg_.train.seed));
+  if (resume) sampler_->seek(progress.sampler_epoch, progress.sampler_position);
   const int64_t global_batch = cfg_.train.micro_batch_size * cfg_.train.accumulation_steps * world_.size;
   total_steps_ = cfg_.train.max_steps
                      ? *cfg_.train.max_steps
@@ -103,7 +138,10 @@ void Trainer::setup() {
                                                       static_cast<double>(global_batch)));
   if (rank0()) {
     std::ofstream(fs::path(cfg_.output_dir) / "config.yaml") << config::dump_config(cfg_);
-    metrics_ = std::make_unique<MetricsWriter>((fs::path(cfg_.output_dir) / "metrics.jsonl").string(), true);
+    const std::string metrics_path = (fs::path(cfg_.output_dir) / "metrics.jsonl").string();
+    // A resumed run continues the file from its checkpoint: lines of steps after it are dropped.
+    if (resume) truncate_metrics_after(metrics_path, step_);
+    metrics_ = std::make_unique<MetricsWriter>(metrics_path, !resume);
   }
   spdlog::info("[train] {} steps of {} samples (micro-batch {} x accumulation {} x {} ranks), NEFTune alpha {}",
                total_steps_, global_batch, cfg_.train.micro_batch_size, cfg_.train.accumulation_steps, world_.size,
@@ -114,7 +152,7 @@ TrainSummary Trainer::train() {
   TrainSummary summary;
   ProgressBar bar(cfg_.logging.progress, rank0(), step_, total_steps_);
   set_console_quiet(bar.active());
-  const int64_t eval_every = cfg_.train.eval_every_steps;
+  const int64_t eval_every = cfg_.train.eval_every_steps, ckpt_every = cfg_.checkpoint.every_steps;
   while (step_ < total_steps_) {
     const StepStats s = train_step();
     const double peak = world_.host->all_reduce_scalar(peak_rss_mb(), dist::ReduceOp::max);
@@ -122,9 +160,21 @@ TrainSummary Trainer::train() {
     bar.update(s.step, s.loss, s.tokens / s.seconds);
     summary.final_loss = s.loss;
     if (eval_every > 0 && s.step % eval_every == 0 && s.step < total_steps_ && !data_.eval.empty()) evaluate();
+    // Every rank stops at the same step when any was signalled (SIGTERM/SIGUSR1).
+    const bool stop = world_.host->all_reduce_scalar(stop_requested() ? 1 : 0, dist::ReduceOp::max) > 0;
+    if ((ckpt_every > 0 && s.step % ckpt_every == 0) || stop) save_checkpoint();
+    if (stop) {
+      bar.finish();
+      set_console_quiet(false);
+      spdlog::warn("[train] stop requested: checkpoint written at step {}; exiting to be resumed", step_);
+      summary.steps = step_;
+      summary.preempted = true;
+      return summary;
+    }
   }
   bar.finish();
   set_console_quiet(false);
+  if (saved_step_ != step_) save_checkpoint();
   if (!data_.eval.empty()) summary.final_eval_loss = evaluate();
   summary.steps = step_;
   summary.final_dir = (fs::path(cfg_.output_dir) / "final").string();
@@ -137,6 +187,7 @@ TrainSummary Trainer::train() {
 
 StepStats Trainer::train_step() {
   maybe_inject_failure(world_.rank, step_ + 1);
+  maybe_inject_stop(step_ + 1);
   const auto t0 = std::chrono::steady_clock::now();
   const auto& t = cfg_.train;
   const int64_t mbs = t.micro_batch_size, accum = t.accumulation_steps, world = world_.size;
@@ -218,6 +269,13 @@ double Trainer::evaluate() {
   spdlog::info("[eval] step {}: eval_loss {:.4f} over {} held-out examples", step_, eval_loss, n);
   if (metrics_) metrics_->write({{"step", step_}, {"eval_loss", eval_loss}, {"eval_examples", n}});
   return eval_loss;
+}
+
+std::string Trainer::save_checkpoint() {
+  const TrainProgress p{step_, sampler_->epoch(), sampler_->position()};
+  const std::string dir = checkpointer_->save(p, *model_, opt_state_, *tok_);
+  saved_step_ = step_;
+  return dir;
 }
 
 void Trainer::write_step_metrics(const StepStats& s, double peak_rss) {

@@ -13,6 +13,7 @@
 #include "trainer/data/sampler.h"
 #include "trainer/model/sharded_llama.h"
 #include "trainer/optim/adamw.h"
+#include "trainer/run/checkpoint.h"
 #include "trainer/run/datasets.h"
 #include "trainer/run/metrics.h"
 #include "trainer/tokenizer/tokenizer.h"
@@ -32,6 +33,7 @@ struct StepStats {
 
 struct TrainSummary {
   int64_t steps = 0;
+  bool preempted = false;  // stopped by a signal after writing a checkpoint
   double final_loss = 0;
   std::optional<double> final_eval_loss;
   std::string final_dir;
@@ -47,6 +49,7 @@ class Trainer {
   // For tests and benchmarks.
   StepStats train_step();
   double evaluate();
+  std::string save_checkpoint();
   model::ShardedLlama& model() { return *model_; }
   const Datasets& datasets() const { return data_; }
   int64_t total_steps() const { return total_steps_; }
@@ -68,7 +71,9 @@ class Trainer {
   std::vector<optim::AdamWState> opt_state_;
   std::vector<at::Tensor> decay_masks_;
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<Checkpointer> checkpointer_;
   int64_t step_ = 0;  // optimizer steps taken
+  int64_t saved_step_ = -1;  // the step of the newest checkpoint this run wrote or resumed from
   int64_t total_steps_ = 0;
 };
 
