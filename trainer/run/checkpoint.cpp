@@ -286,7 +286,13 @@ void Checkpointer::prune() const {
       complete = false;  // never count (or delete) what we cannot read as a complete checkpoint
     }
     if (!complete) continue;
-    if (++kept > cfg_.checkpoint.keep_last) fs::remove_all(dir);
+    if (++kept > cfg_.checkpoint.keep_last) {
+      // Hide it first (an atomic rename): a deletion cut short leaves a hidden leftover, never a
+      // half-deleted directory under a checkpoint's name.
+      const fs::path hidden = dir.parent_path() / ("." + dir.filename().string() + ".deleting");
+      fs::rename(dir, hidden);
+      fs::remove_all(hidden);
+    }
   }
 }
 
