@@ -83,12 +83,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       bad(path, "cannot mmap: " + sys_error());
     }
   }
-  ::close(fd);
+  fd_ = fd;
   try {
     header_ = parse_safetensors(static_cast<const uint8_t*>(map_), size_, path);
   } catch (...) {
     if (map_) munmap(map_, size_);
     map_ = nullptr;
+    ::close(fd_);
+    fd_ = -1;
     throw;
   }
   for (size_t i = 0; i < header_.tensors.size(); ++i) index_[header_.tensors[i].name] = i;
@@ -96,6 +98,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
 
 SafetensorsFile::~SafetensorsFile() {
   if (map_) munmap(map_, size_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 const TensorEntry& SafetensorsFile::entry(const std::string& name) const {
@@ -125,6 +128,35 @@ at::Tensor SafetensorsFile::load_range(const std::string& name, int64_t begin, i
     std::memcpy(out.data_ptr(), static_cast<const uint8_t*>(map_) + header_.data_offset + e.begin + begin * esize,
                 static_cast<size_t>(count) * esize);
   return out;
+}
+
+void SafetensorsFile::read_range_into(const std::string& name, int64_t begin, int64_t count,
+                                      const at::Tensor& dst) const {
+  const TensorEntry& e = entry(name);
+  const at::ScalarType t = to_scalar_type(e.dtype, path_ + ": tensor '" + name + "'");
+  TORCH_CHECK(dst.numel() == count, "read_range_into: destination has ", dst.numel(), " elements, not ", count);
+  if (!(dst.device().is_cpu() && dst.scalar_type() == t && dst.is_contiguous())) {
+    dst.copy_(load_range(name, begin, count));
+    return;
+  }
+  const size_t esize = c10::elementSize(t);
+  const uint64_t numel = (e.end - e.begin) / esize;
+  TORCH_CHECK(begin >= 0 && count >= 0 && static_cast<uint64_t>(begin + count) <= numel, path_, ": range of ", name,
+              " out of bounds");
+  if (count == 0) return;
+  // pread, not the mapping: the kernel copies straight from the page cache, where touching a fresh
+  // mapping costs one page fault per 4 KB (the dominant cost of loading, measured 3x slower).
+  char* out = static_cast<char*>(dst.data_ptr());
+  size_t left = static_cast<size_t>(count) * esize;
+  off_t offset = static_cast<off_t>(header_.data_offset + e.begin + static_cast<uint64_t>(begin) * esize);
+  while (left > 0) {
+    const ssize_t n = ::pread(fd_, out, left, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) bad(path_, "read of tensor '" + name + "' failed: " + (n < 0 ? sys_error() : "unexpected end of file"));
+    out += n;
+    offset += n;
+    left -= static_cast<size_t>(n);
+  }
 }
 
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<Decl> tensors,

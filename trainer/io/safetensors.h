@@ -36,9 +36,13 @@ class SafetensorsFile {
   at::Tensor load(const std::string& name) const;
   // Values [begin, begin + count) of the flattened tensor, as a 1-D CPU tensor of the stored dtype.
   at::Tensor load_range(const std::string& name, int64_t begin, int64_t count) const;
+  // The same values written into `dst` (count elements, any dtype and device); a straight copy out of
+  // the mapping when dst is a contiguous CPU tensor of the stored dtype.
+  void read_range_into(const std::string& name, int64_t begin, int64_t count, const at::Tensor& dst) const;
 
  private:
   std::string path_;
+  int fd_ = -1;  // kept open for pread (bulk reads without faulting the mapping page by page)
   void* map_ = nullptr;
   size_t size_ = 0;
   SafetensorsHeader header_;

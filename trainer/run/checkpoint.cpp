@@ -151,8 +151,7 @@ class ShardFiles {
     for (int q = static_cast<int>(lo / S); q < m_.num_shards && q * S < hi; ++q) {
       const int64_t a = std::max(lo, q * S), b = std::min(hi, (q + 1) * S);
       if (a >= b) continue;
-      const at::Tensor part = get(q).load_range(tensor_name(u.name, kind), a - q * S, b - a);
-      dst.narrow(0, a - lo, b - a).copy_(part);
+      get(q).read_range_into(tensor_name(u.name, kind), a - q * S, b - a, dst.narrow(0, a - lo, b - a));
     }
   }
 
@@ -232,8 +231,8 @@ std::string Checkpointer::save(const TrainProgress& progress, model::ShardedLlam
                              {"step", std::to_string(progress.step)}});
     for (size_t i = 0; i < units.size(); ++i) {
       dist::FlatUnit& u = *units[i];
-      const at::Tensor zeros = at::zeros_like(u.params());
       const auto& st = optimizer[i];
+      const at::Tensor zeros = st.m.defined() ? at::Tensor() : at::zeros_like(u.params());  // before step 1
       w.write(tensor_name(u.layout().name, "param"), u.params());
       w.write(tensor_name(u.layout().name, "exp_avg"), st.m.defined() ? st.m : zeros);
       w.write(tensor_name(u.layout().name, "exp_avg_sq"), st.v.defined() ? st.v : zeros);
@@ -369,15 +368,15 @@ TrainProgress Checkpointer::load(const std::string& dir, model::ShardedLlama& mo
       const int64_t lo = u.shard_offset(), hi = std::min(lo + u.params().numel(), um.numel);
       auto& st = optimizer[i];
       if (!st.m.defined()) {
-        st.m = at::zeros_like(u.params());
-        st.v = at::zeros_like(u.params());
+        st.m = at::empty_like(u.params());
+        st.v = at::empty_like(u.params());
       }
       at::NoGradGuard no_grad;
-      u.params().zero_();
-      if (lo < hi) {
-        files.read(um, "param", lo, hi, u.params());
-        files.read(um, "exp_avg", lo, hi, st.m);
-        files.read(um, "exp_avg_sq", lo, hi, st.v);
+      const int64_t n = std::max<int64_t>(0, hi - lo);
+      for (auto [kind, dst] : {std::pair<const char*, at::Tensor>{"param", u.params()}, {"exp_avg", st.m},
+                               {"exp_avg_sq", st.v}}) {
+        if (n > 0) files.read(um, kind, lo, hi, dst.narrow(0, 0, n));
+        dst.narrow(0, n, dst.numel() - n).zero_();  // padding
       }
       u.mark_params_changed();
     }

@@ -1,0 +1,122 @@
+// Checkpoint save and load time and size for a ~100M-parameter model at the world size it runs on,
+// against `dd` writing (and reading) a file of the same size on the same disk in the same run.
+//
+//   mpirun -np N build/bin/bench_ckpt [--dir /path/on/the/disk/to/measure]
+#include <ATen/Parallel.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "distributed/world.h"
+#include "trainer/run/checkpoint.h"
+#include "trainer/run/logging.h"
+#include "trainer/run/metrics.h"
+#include "trainer/run/trainer.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using namespace neftune;
+
+namespace {
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int64_t dir_bytes(const fs::path& p) {
+  int64_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(p))
+    if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
+  return n;
+}
+
+// Seconds for `dd` to write (fsynced) and then read `mb` MB at `path`.
+std::pair<double, double> dd_seconds(const fs::path& path, int64_t mb) {
+  const std::string f = (path / "dd.bin").string();
+  auto t0 = Clock::now();
+  if (std::system(("dd if=/dev/zero of=" + f + " bs=1M count=" + std::to_string(mb) + " conv=fsync status=none").c_str()) != 0)
+    return {0, 0};
+  const double write = seconds_since(t0);
+  t0 = Clock::now();
+  if (std::system(("dd if=" + f + " of=/dev/null bs=1M status=none").c_str()) != 0) return {write, 0};
+  const double read = seconds_since(t0);
+  fs::remove(f);
+  return {write, read};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"checkpoint save/load throughput"};
+  std::string dir = (fs::temp_directory_path() / "neftune-bench-ckpt").string();
+  int64_t dim = 768, layers = 16, heads = 12, hidden = 2048;
+  app.add_option("--dir", dir, "where to write (the disk to measure)");
+  app.add_option("--dim", dim);
+  app.add_option("--layers", layers);
+  app.add_option("--heads", heads);
+  app.add_option("--hidden", hidden);
+  CLI11_PARSE(app, argc, argv);
+  run::tune_allocator();
+  auto& world = dist::init_world(&argc, &argv);
+  run::setup_console_logging(world.rank, "warn");
+  at::set_num_threads(dist::intra_op_threads(world, 0));
+
+  const std::string out = dir + "/run-np" + std::to_string(world.size);
+  if (world.rank == 0) fs::remove_all(out);
+  world.host->barrier();
+  const config::TrainConfig cfg = config::parse_config(
+      "", "bench",
+      {"output_dir=" + out, "model.init.dim=" + std::to_string(dim), "model.init.n_layers=" + std::to_string(layers),
+       "model.init.n_heads=" + std::to_string(heads), "model.init.n_kv_heads=" + std::to_string(heads),
+       "model.init.hidden_dim=" + std::to_string(hidden), "model.init.tie_embeddings=false",
+       "data.builtin_train_size=64", "data.builtin_eval_size=0", "data.max_seq_len=64", "train.micro_batch_size=1",
+       "train.max_steps=1000", "checkpoint.keep_last=1", "logging.level=warn", "logging.progress=off"});
+  run::Trainer t(cfg, world);
+  t.train_step();  // AdamW state exists
+
+  world.host->barrier();
+  auto t0 = Clock::now();
+  const std::string ckpt = t.save_checkpoint();
+  world.host->barrier();
+  const double save_s = seconds_since(t0);
+
+  run::Checkpointer loader(cfg, world);
+  std::vector<optim::AdamWState> opt(t.model().units().size());
+  world.host->barrier();
+  t0 = Clock::now();
+  loader.load(ckpt, t.model(), opt);
+  world.host->barrier();
+  const double load_s = seconds_since(t0);
+  // Again into the same (now resident) buffers: what reading costs without first-touch page faults.
+  t0 = Clock::now();
+  loader.load(ckpt, t.model(), opt);
+  world.host->barrier();
+  const double reload_s = seconds_since(t0);
+
+  if (world.rank == 0) {
+    const int64_t bytes = dir_bytes(ckpt);
+    const auto [dd_write, dd_read] = dd_seconds(dir, bytes / 1000000 + 1);
+    const double mb = static_cast<double>(bytes) / 1e6;
+    const nlohmann::json r = {{"world_size", world.size},
+                              {"params", t.model().config().num_parameters()},
+                              {"checkpoint_mb", mb},
+                              {"save_s", save_s},
+                              {"load_s_page_cache_warm", load_s},
+                              {"save_mb_per_s", mb / save_s},
+                              {"load_mb_per_s", mb / load_s},
+                              {"reload_into_resident_buffers_s", reload_s},
+                              {"reload_mb_per_s", mb / reload_s},
+                              {"dd_write_fsync_mb_per_s", mb / dd_write},
+                              {"dd_read_mb_per_s", mb / dd_read},
+                              {"save_vs_dd_write", dd_write / save_s},
+                              {"load_vs_dd_read", dd_read / load_s}};
+    std::cout << r.dump(2) << std::endl;
+    fs::remove_all(out);
+  }
+  world.host->barrier();
+  dist::finalize_world();
+  return 0;
+}
