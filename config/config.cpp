@@ -1,5 +1,6 @@
 // The one place that parses YAML. Each visitor below walks TrainConfig::visit().
 #include "config/config.h"
+#include "config/job.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -317,9 +318,9 @@ std::string nearest_key(const std::string& key) {
   return best_d <= std::max<size_t>(3, leaf(key).size() / 3) ? best : "";
 }
 
-TrainConfig parse_config(const std::string& yaml_text, const std::string& source,
-                         const std::vector<std::string>& overrides) {
-  Origin origin{source, {}};
+namespace {
+
+YAML::Node load_yaml(const std::string& yaml_text, const std::string& source) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -329,6 +330,12 @@ TrainConfig parse_config(const std::string& yaml_text, const std::string& source
   }
   if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) throw ConfigError(source + ": the config must be a mapping of sections (output_dir:, model:, train:, ...)");
+  return root;
+}
+
+// The typed parse of an already loaded tree (so callers that edit the tree keep its line numbers).
+TrainConfig parse_config_node(YAML::Node root, const std::string& source, const std::vector<std::string>& overrides) {
+  Origin origin{source, {}};
   for (const auto& assignment : overrides) origin.overridden.insert(apply_override(root, assignment));
 
   TrainConfig cfg;
@@ -337,6 +344,13 @@ TrainConfig parse_config(const std::string& yaml_text, const std::string& source
   reader.reject_unknown();
   validate(cfg);
   return cfg;
+}
+
+}  // namespace
+
+TrainConfig parse_config(const std::string& yaml_text, const std::string& source,
+                         const std::vector<std::string>& overrides) {
+  return parse_config_node(load_yaml(yaml_text, source), source, overrides);
 }
 
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -355,6 +369,12 @@ std::string dump_config(const TrainConfig& cfg) {
   const_cast<TrainConfig&>(cfg).visit(writer);
   out << YAML::EndMap;
   return std::string("# neftune effective config (all keys; defaults included)\n") + out.c_str() + "\n";
+}
+
+std::vector<std::pair<std::string, std::string>> key_values(const TrainConfig& cfg) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& row : describe(cfg)) out.emplace_back(row.key, row.value);
+  return out;
 }
 
 std::vector<std::string> differing_keys(const TrainConfig& a, const TrainConfig& b) {
@@ -387,6 +407,56 @@ std::string describe_keys() {
            std::string(wv - r.value.size() + 2, ' ') + r.doc + "\n";
   }
   return out;
+}
+
+std::vector<std::vector<std::string>> JobSpec::combinations() const {
+  std::vector<std::vector<std::string>> out{{}};
+  for (const auto& [key, values] : sweep) {
+    std::vector<std::vector<std::string>> next;
+    for (const auto& prefix : out)
+      for (const auto& v : values) {
+        auto c = prefix;
+        c.push_back(key + "=" + v);
+        next.push_back(std::move(c));
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+JobSpec parse_job(const std::string& yaml_text, const std::string& source) {
+  const YAML::Node root = load_yaml(yaml_text, source);
+  JobSpec job;
+  YAML::Node rest(YAML::NodeType::Map);
+  for (const auto& kv : root) {
+    const std::string key = kv.first.Scalar();
+    if (key == "name") {
+      if (!kv.second.IsScalar()) throw ConfigError(source + ": name: expected a string");
+      job.name = kv.second.Scalar();
+    } else if (key == "sweep") {
+      if (!kv.second.IsMap()) throw ConfigError(source + ": sweep: expected a mapping {key: [values...]}");
+      for (const auto& s : kv.second) {
+        const std::string k = s.first.Scalar();
+        if (!s.second.IsSequence() || s.second.size() == 0)
+          throw ConfigError(source + ": sweep." + k + ": expected a non-empty list of values");
+        std::vector<std::string> values;
+        for (const auto& v : s.second) {
+          if (!v.IsScalar() && !v.IsNull()) throw ConfigError(source + ": sweep." + k + ": values must be scalars");
+          values.push_back(v.IsNull() ? "null" : v.Scalar());
+        }
+        job.sweep.emplace_back(k, std::move(values));
+      }
+    } else {
+      rest[kv.first] = kv.second;
+    }
+  }
+  YAML::Emitter out;
+  out << rest;
+  job.config_yaml = out.c_str();
+  if (job.config_yaml == "{}") job.config_yaml = "";
+  // Validate every combination on the original tree, so errors carry the file's own line numbers.
+  for (const auto& combo : job.combinations()) parse_config_node(YAML::Clone(rest), source, combo);
+  return job;
 }
 
 }  // namespace neftune::config

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/errors.h"
@@ -29,6 +30,9 @@ void validate(const TrainConfig& cfg);
 
 // The effective config as YAML, every key present, each with its one-line doc as a comment.
 std::string dump_config(const TrainConfig& cfg);
+
+// Every key with its value as YAML text, in tree order.
+std::vector<std::pair<std::string, std::string>> key_values(const TrainConfig& cfg);
 
 // "key: old -> new" for every key whose value differs between a and b.
 std::vector<std::string> differing_keys(const TrainConfig& a, const TrainConfig& b);

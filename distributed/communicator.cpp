@@ -1,6 +1,8 @@
 #include "distributed/communicator.h"
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace neftune::dist {
 
@@ -10,9 +12,12 @@ double Communicator::all_reduce_scalar(double value, ReduceOp op) {
   return t.item<double>();
 }
 
-std::string Communicator::broadcast_string(const std::string& value, int root) {
+std::string Communicator::broadcast_string(const std::string& value, int root, int poll_ms) {
   at::Tensor len = at::full({1}, static_cast<int64_t>(rank() == root ? value.size() : 0), at::kLong);
-  broadcast(len, root)->wait();
+  WorkPtr w = broadcast(len, root);
+  if (poll_ms > 0)
+    while (!w->test()) std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+  w->wait();
   const int64_t n = len.item<int64_t>();
   at::Tensor bytes = at::empty({n}, at::kByte);
   if (rank() == root && n > 0) std::memcpy(bytes.data_ptr(), value.data(), static_cast<size_t>(n));

@@ -20,6 +20,8 @@ class Work {
   virtual ~Work() = default;
   // Blocks the host (mpi) or orders the compute stream after the collective (nccl).
   virtual void wait() = 0;
+  // True once the collective has completed (never blocks); wait() must still be called.
+  virtual bool test() { return true; }
 };
 using WorkPtr = std::unique_ptr<Work>;
 
@@ -52,8 +54,9 @@ class Communicator {
 
   // Host conveniences built on the above (blocking).
   double all_reduce_scalar(double value, ReduceOp op);
-  // Rank root's string on every rank.
-  std::string broadcast_string(const std::string& value, int root);
+  // Rank root's string on every rank. With poll > 0 the other ranks sleep between completion checks
+  // instead of spinning inside MPI (an idle daemon rank then costs no CPU).
+  std::string broadcast_string(const std::string& value, int root, int poll_ms = 0);
 };
 
 // The single-process communicator: every collective is a copy. Keeps every path testable on one core.

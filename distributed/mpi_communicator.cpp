@@ -80,6 +80,12 @@ class MpiWork final : public Work {
   ~MpiWork() override {
     if (req_ != MPI_REQUEST_NULL) MPI_Wait(&req_, MPI_STATUS_IGNORE);
   }
+  bool test() override {
+    if (req_ == MPI_REQUEST_NULL) return true;
+    int done = 0;
+    NEFTUNE_MPI_CHECK(MPI_Test(&req_, &done, MPI_STATUS_IGNORE));  // a completed request becomes NULL
+    return done != 0;
+  }
   void wait() override {
     if (req_ == MPI_REQUEST_NULL) return;
     NEFTUNE_MPI_CHECK(MPI_Wait(&req_, MPI_STATUS_IGNORE));

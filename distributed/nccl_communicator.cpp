@@ -83,6 +83,7 @@ class NcclWork final : public Work {
   NcclWork(cudaEvent_t done, int device, at::Tensor a, at::Tensor b)
       : done_(done), device_(device), a_(std::move(a)), b_(std::move(b)) {}
   ~NcclWork() override { cudaEventDestroy(done_); }
+  bool test() override { return cudaEventQuery(done_) == cudaSuccess; }
   void wait() override {
     NEFTUNE_CUDA_CHECK(cudaStreamWaitEvent(compute_stream(device_), done_, 0));
     a_.reset();

@@ -25,7 +25,8 @@ int run_cli(int argc, char** argv, dist::World& world) {
   app.set_version_flag("--version", "neftune 0.1.0");
   // Each add_* registers one subcommand (the app's newest) and returns what runs when it is chosen.
   std::map<CLI::App*, Action> actions;
-  for (auto add : {&add_train_command, &add_generate_command, &add_eval_command, &add_export_command}) {
+  for (auto add : {&add_train_command, &add_generate_command, &add_eval_command, &add_export_command,
+                   &add_serve_command, &add_report_command}) {
     Action action = add(app, world);
     actions[app.get_subcommands({}).back()] = std::move(action);
   }

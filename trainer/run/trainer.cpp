@@ -157,6 +157,7 @@ TrainSummary Trainer::train() {
     const StepStats s = train_step();
     const double peak = world_.host->all_reduce_scalar(peak_rss_mb(), dist::ReduceOp::max);
     write_step_metrics(s, peak);
+    if (observer_.on_step) observer_.on_step(s, total_steps_);
     bar.update(s.step, s.loss, s.tokens / s.seconds);
     summary.final_loss = s.loss;
     if (eval_every > 0 && s.step % eval_every == 0 && s.step < total_steps_ && !data_.eval.empty()) evaluate();
@@ -224,8 +225,10 @@ StepStats Trainer::train_step() {
   s.loss = token_norm ? sums[0].item<double>() / static_cast<double>(s.targets)
                       : sums[1].item<double>() / static_cast<double>(accum * world);
   if (!std::isfinite(s.loss))
-    throw std::runtime_error("[train] loss is " + std::to_string(s.loss) + " at step " + std::to_string(step + 1) +
-                             " (lower train.lr, or check the data)");
+    // The loss is all-reduced: every rank sees it and stops here together (an agreed failure).
+    throw dist::AgreedFailure("[train] loss is " + std::to_string(s.loss) + " at step " + std::to_string(step + 1) +
+                                  " (lower train.lr, or check the data)",
+                              /*user_error=*/false);
 
   const auto& units = model_->units();
   s.grad_norm = optim::global_grad_norm(units, *tc_.comm);
@@ -268,6 +271,7 @@ double Trainer::evaluate() {
   const double eval_loss = sums[0].item<double>() / sums[1].item<double>();
   spdlog::info("[eval] step {}: eval_loss {:.4f} over {} held-out examples", step_, eval_loss, n);
   if (metrics_) metrics_->write({{"step", step_}, {"eval_loss", eval_loss}, {"eval_examples", n}});
+  if (observer_.on_eval) observer_.on_eval(step_, eval_loss);
   return eval_loss;
 }
 

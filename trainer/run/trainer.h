@@ -2,6 +2,7 @@
 // and the final HF export. train() reads top to bottom; one step is train_step().
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,12 +40,19 @@ struct TrainSummary {
   std::string final_dir;
 };
 
+// Optional observers of a run (the daemon's job status): called on rank 0 and every other rank alike.
+struct TrainObserver {
+  std::function<void(const StepStats& s, int64_t total_steps)> on_step;
+  std::function<void(int64_t step, double eval_loss)> on_eval;
+};
+
 class Trainer {
  public:
   // Collective: every rank constructs it with the same config. Setup failures are reported on every
   // rank (dist::agree) with the same message.
   Trainer(config::TrainConfig cfg, dist::World& world);
   TrainSummary train();
+  void set_observer(TrainObserver observer) { observer_ = std::move(observer); }
 
   // For tests and benchmarks.
   StepStats train_step();
@@ -73,7 +81,8 @@ class Trainer {
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<Checkpointer> checkpointer_;
   int64_t step_ = 0;  // optimizer steps taken
-  int64_t saved_step_ = -1;  // the step of the newest checkpoint this run wrote or resumed from
+  int64_t saved_step_ = -1;
+  TrainObserver observer_;  // the step of the newest checkpoint this run wrote or resumed from
   int64_t total_steps_ = 0;
 };
 

@@ -1,0 +1,426 @@
+#include "launch/serve/spool.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "config/job.h"
+
+namespace neftune::serve {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+const char* kStateDirs[] = {"queue", "running", "done", "failed", "cancelled"};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+void write_atomic(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error(tmp.string() + ": write failed");
+  }
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  fs::rename(tmp, path);
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+JobState state_of_dir(const std::string& d) {
+  if (d == "queue") return JobState::queued;
+  if (d == "running") return JobState::running;
+  if (d == "done") return JobState::done;
+  if (d == "failed") return JobState::failed;
+  return JobState::cancelled;
+}
+
+const char* dir_of_state(JobState s) {
+  switch (s) {
+    case JobState::queued: return "queue";
+    case JobState::running: return "running";
+    case JobState::done: return "done";
+    case JobState::failed: return "failed";
+    case JobState::cancelled: return "cancelled";
+  }
+  return "failed";
+}
+
+}  // namespace
+
+const char* to_string(JobState s) {
+  switch (s) {
+    case JobState::queued: return "queued";
+    case JobState::running: return "running";
+    case JobState::done: return "done";
+    case JobState::failed: return "failed";
+    case JobState::cancelled: return "cancelled";
+  }
+  return "?";
+}
+
+json JobStatus::to_json() const {
+  json j = {{"id", id},
+            {"name", name},
+            {"state", to_string(state)},
+            {"seq", seq},
+            {"overrides", overrides},
+            {"submitted_at", submitted_at},
+            {"started_at", started_at},
+            {"first_step_at", first_step_at},
+            {"finished_at", finished_at},
+            {"attempts", attempts},
+            {"step", step},
+            {"total_steps", total_steps},
+            {"loss", loss},
+            {"tokens_per_s", tokens_per_s},
+            {"eta_s", eta_s}};
+  if (has_eval) j["eval_loss"] = eval_loss;
+  if (!sweep.empty()) j["sweep"] = sweep;
+  if (!error.empty()) j["error"] = error;
+  return j;
+}
+
+JobStatus JobStatus::from_json(const json& j) {
+  JobStatus s;
+  s.id = j.value("id", "");
+  s.name = j.value("name", "");
+  s.sweep = j.value("sweep", "");
+  s.seq = j.value("seq", int64_t{0});
+  s.overrides = j.value("overrides", std::vector<std::string>{});
+  s.submitted_at = j.value("submitted_at", 0.0);
+  s.started_at = j.value("started_at", 0.0);
+  s.first_step_at = j.value("first_step_at", 0.0);
+  s.finished_at = j.value("finished_at", 0.0);
+  s.attempts = j.value("attempts", 0);
+  s.step = j.value("step", int64_t{0});
+  s.total_steps = j.value("total_steps", int64_t{0});
+  s.loss = j.value("loss", 0.0);
+  s.tokens_per_s = j.value("tokens_per_s", 0.0);
+  s.error = j.value("error", "");
+  if (j.contains("eval_loss")) {
+    s.has_eval = true;
+    s.eval_loss = j["eval_loss"].get<double>();
+  }
+  return s;
+}
+
+std::string Spool::sanitize_name(const std::string& name) {
+  std::string out;
+  for (const char c : name) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    out += ok ? c : '-';
+  }
+  while (!out.empty() && (out.front() == '.' || out.front() == '-')) out.erase(out.begin());
+  if (out.size() > 48) out.resize(48);
+  return out.empty() ? "job" : out;
+}
+
+Spool::Spool(std::string root) : root_(std::move(root)) {
+  for (const char* d : {"incoming", "queue", "running", "done", "failed", "cancelled", "reports"})
+    fs::create_directories(fs::path(root_) / d);
+  for (const char* d : kStateDirs) {
+    for (const auto& e : fs::directory_iterator(fs::path(root_) / d)) {
+      const std::string id = e.path().filename().string();
+      if (!e.is_directory() || id.front() == '.') continue;
+      JobStatus s;
+      try {
+        s = JobStatus::from_json(json::parse(read_text(e.path() / "status.json")));
+      } catch (const std::exception&) {
+        s.id = id;  // a job moved but its status not yet rewritten: the directory says where it is
+        s.name = id.substr(id.find('-') + 1);
+        s.seq = std::atoll(id.c_str());
+      }
+      s.id = id;
+      s.state = state_of_dir(d);
+      next_seq_ = std::max(next_seq_, s.seq + 1);
+      jobs_[id] = s;
+    }
+  }
+}
+
+std::string Spool::dir_of(const JobStatus& j) const { return (fs::path(root_) / dir_of_state(j.state) / j.id).string(); }
+
+void Spool::save_status(const JobStatus& j) const { write_atomic(fs::path(dir_of(j)) / "status.json", j.to_json().dump(2)); }
+
+std::string Spool::queue_locked(const std::string& config_yaml, const std::vector<std::string>& overrides,
+                                const std::string& name, const std::string& sweep) {
+  JobStatus j;
+  j.seq = next_seq_++;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%06lld", static_cast<long long>(j.seq));
+  j.name = sanitize_name(name);
+  j.id = std::string(buf) + "-" + j.name;
+  j.sweep = sweep;
+  j.overrides = overrides;
+  j.submitted_at = now_s();
+  j.state = JobState::queued;
+  // Built in a hidden directory, then renamed: a queued job is always complete.
+  const fs::path tmp = fs::path(root_) / "queue" / ("." + j.id + ".tmp");
+  fs::create_directories(tmp);
+  write_atomic(tmp / "job.yaml", config_yaml);
+  write_atomic(tmp / "status.json", j.to_json().dump(2));
+  fs::rename(tmp, dir_of(j));
+  jobs_[j.id] = j;
+  return j.id;
+}
+
+std::vector<std::string> Spool::submit(const std::string& yaml, const std::string& name, const std::string& source) {
+  const config::JobSpec spec = config::parse_job(yaml, source);  // throws ConfigError
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string base = sanitize_name(!spec.name.empty() ? spec.name : name);
+  std::vector<std::string> ids;
+  std::string sweep;
+  if (!spec.sweep.empty()) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%06lld", static_cast<long long>(next_seq_));
+    sweep = "sweep-" + std::string(buf) + "-" + base;
+  }
+  for (const auto& combo : spec.combinations()) {
+    std::string job_name = base;
+    for (const auto& set : combo) {  // "neftune.alpha=5" -> "-alpha5"
+      const std::string key = set.substr(0, set.find('=')), value = set.substr(set.find('=') + 1);
+      job_name += "-" + key.substr(key.rfind('.') + 1) + value;
+    }
+    ids.push_back(queue_locked(spec.config_yaml, combo, job_name, sweep));
+  }
+  if (!sweep.empty()) {
+    fs::create_directories(report_dir(sweep));
+    write_atomic(fs::path(report_dir(sweep)) / "sweep.json", json{{"sweep", sweep}, {"jobs", ids}}.dump(2));
+  }
+  spdlog::info("[serve] queued {} job(s) from {}: {}", ids.size(), source, ids.front());
+  return ids;
+}
+
+void Spool::fail_file_locked(const std::string& yaml, const std::string& name, const std::string& error) {
+  const std::string id = queue_locked(yaml, {}, name, "");
+  JobStatus& j = jobs_[id];
+  const std::string from = dir_of(j);
+  j.state = JobState::failed;
+  j.error = error;
+  j.finished_at = now_s();
+  fs::rename(from, dir_of(j));
+  write_atomic(fs::path(dir_of(j)) / "error.txt", error + "\n");
+  save_status(j);
+}
+
+void Spool::scan_incoming() {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(fs::path(root_) / "incoming")) {
+    const std::string n = e.path().filename().string();
+    const std::string ext = e.path().extension().string();
+    if (e.is_regular_file() && n.front() != '.' && (ext == ".yaml" || ext == ".yml")) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    const std::string yaml = read_text(f);
+    try {
+      submit(yaml, f.stem().string(), f.string());
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(mu_);
+      spdlog::warn("[serve] rejected {}: {}", f.string(), e.what());
+      fail_file_locked(yaml, f.stem().string(), e.what());
+    }
+    fs::remove(f);
+  }
+}
+
+std::optional<JobLaunch> Spool::start_next(int max_attempts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  JobStatus* next = nullptr;
+  for (auto& [id, j] : jobs_)  // interrupted jobs first (ids sort in submission order)
+    if (j.state == JobState::running) {
+      next = &j;
+      break;
+    }
+  if (!next)
+    for (auto& [id, j] : jobs_)
+      if (j.state == JobState::queued) {
+        next = &j;
+        break;
+      }
+  if (!next) return std::nullopt;
+  JobStatus& j = *next;
+  if (j.state == JobState::running && j.attempts >= max_attempts) {
+    const std::string from = dir_of(j);
+    j.state = JobState::failed;
+    j.error = "the daemon died " + std::to_string(j.attempts) + " times while running this job";
+    j.finished_at = now_s();
+    fs::rename(from, dir_of(j));
+    write_atomic(fs::path(dir_of(j)) / "error.txt", j.error + "\n");
+    save_status(j);
+    return std::nullopt;
+  }
+  if (j.state == JobState::queued) {
+    const std::string from = dir_of(j);
+    j.state = JobState::running;
+    fs::rename(from, dir_of(j));
+  }
+  j.attempts += 1;
+  j.started_at = now_s();
+  j.first_step_at = 0;
+  save_status(j);
+  JobLaunch launch{j.id, read_text(fs::path(dir_of(j)) / "job.yaml"), j.overrides};
+  launch.overrides.push_back("output_dir=" + (fs::path(dir_of(j)) / "output").string());
+  return launch;
+}
+
+void Spool::on_step(const std::string& id, const run::StepStats& s, int64_t total_steps) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return;
+  JobStatus& j = it->second;
+  if (j.first_step_at == 0) j.first_step_at = now_s();
+  j.step = s.step;
+  j.total_steps = total_steps;
+  j.loss = s.loss;
+  j.tokens_per_s = static_cast<double>(s.tokens) / s.seconds;
+  j.eta_s = j.eta_s == 0 ? s.seconds * static_cast<double>(total_steps - s.step)
+                         : 0.9 * j.eta_s + 0.1 * s.seconds * static_cast<double>(total_steps - s.step);
+}
+
+void Spool::on_eval(const std::string& id, double eval_loss) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return;
+  it->second.eval_loss = eval_loss;
+  it->second.has_eval = true;
+}
+
+std::optional<std::string> Spool::finish(const std::string& id, JobState state, const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  JobStatus& j = jobs_.at(id);
+  const std::string from = dir_of(j);
+  j.state = state;
+  j.error = error;
+  j.finished_at = now_s();
+  j.eta_s = 0;
+  fs::rename(from, dir_of(j));
+  if (!error.empty()) write_atomic(fs::path(dir_of(j)) / "error.txt", error + "\n");
+  save_status(j);
+  cancel_.erase(id);
+  spdlog::info("[serve] job {} {}{}", id, to_string(state), error.empty() ? "" : ": " + error);
+  if (j.sweep.empty()) return std::nullopt;
+  for (const auto& [other_id, other] : jobs_)
+    if (other.sweep == j.sweep && (other.state == JobState::queued || other.state == JobState::running)) return std::nullopt;
+  return j.sweep;
+}
+
+void Spool::interrupt(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  JobStatus& j = jobs_.at(id);
+  j.eta_s = 0;
+  save_status(j);
+}
+
+Spool::Cancel Spool::cancel(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return Cancel::not_found;
+  JobStatus& j = it->second;
+  if (j.state == JobState::queued) {
+    const std::string from = dir_of(j);
+    j.state = JobState::cancelled;
+    j.finished_at = now_s();
+    fs::rename(from, dir_of(j));
+    save_status(j);
+    return Cancel::cancelled;
+  }
+  if (j.state == JobState::running) {
+    cancel_[id] = true;
+    return Cancel::cancelling;
+  }
+  return Cancel::finished;
+}
+
+bool Spool::cancel_requested(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cancel_.count(id) > 0;
+}
+
+std::vector<JobStatus> Spool::list() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<JobStatus> out;
+  for (const auto& [id, j] : jobs_) out.push_back(j);
+  return out;
+}
+
+std::optional<JobStatus> Spool::get(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto it = jobs_.find(id);
+  if (it == jobs_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool Spool::has_work() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, j] : jobs_)
+    if (j.state == JobState::queued || j.state == JobState::running) return true;
+  return false;
+}
+
+bool Spool::ever_had_jobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !jobs_.empty();
+}
+
+std::string Spool::prometheus_metrics() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, int> by_state = {{"queued", 0}, {"running", 0}, {"done", 0}, {"failed", 0}, {"cancelled", 0}};
+  for (const auto& [id, j] : jobs_) by_state[to_string(j.state)]++;
+  std::ostringstream os;
+  os << "# HELP neftune_jobs Jobs known to the daemon, by state.\n# TYPE neftune_jobs gauge\n";
+  for (const auto& [state, n] : by_state) os << "neftune_jobs{state=\"" << state << "\"} " << n << "\n";
+  os << "# HELP neftune_queue_length Jobs waiting to run.\n# TYPE neftune_queue_length gauge\n"
+     << "neftune_queue_length " << by_state["queued"] << "\n";
+  const char* series[][2] = {{"neftune_job_step", "Optimizer steps completed by the running job."},
+                             {"neftune_job_total_steps", "Optimizer steps the running job will take."},
+                             {"neftune_job_loss", "Training loss of the running job's last step."},
+                             {"neftune_job_tokens_per_second", "Tokens per second of the running job's last step."},
+                             {"neftune_job_eta_seconds", "Estimated seconds until the running job finishes."}};
+  for (const auto& [name, help] : series) {
+    os << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n";
+    for (const auto& [id, j] : jobs_) {
+      if (j.state != JobState::running) continue;
+      const std::string n = name;
+      const double v = n == "neftune_job_step"                ? static_cast<double>(j.step)
+                       : n == "neftune_job_total_steps"       ? static_cast<double>(j.total_steps)
+                       : n == "neftune_job_loss"              ? j.loss
+                       : n == "neftune_job_tokens_per_second" ? j.tokens_per_s
+                                                              : j.eta_s;
+      os << name << "{job=\"" << id << "\"} " << v << "\n";
+    }
+  }
+  return os.str();
+}
+
+std::vector<std::string> Spool::sweep_outputs(const std::string& sweep) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [id, j] : jobs_)
+    if (j.sweep == sweep) out.push_back((fs::path(dir_of(j)) / "output").string());
+  return out;
+}
+
+std::string Spool::report_dir(const std::string& sweep) const { return (fs::path(root_) / "reports" / sweep).string(); }
+
+}  // namespace neftune::serve

@@ -1,0 +1,101 @@
+// The daemon's job store (rank 0 only). The spool directory is the source of truth; every state change
+// is a rename, so a daemon killed at any moment loses no queued job and finds its running job again:
+//
+//   incoming/<name>.yaml        job files dropped by users: write them elsewhere (or as a dot file, or
+//                               with a .tmp suffix) and rename into place; only complete *.yaml/*.yml
+//                               files whose names do not start with '.' are read
+//   queue/<id>/job.yaml         accepted, waiting
+//   running/<id>/               job.yaml, status.json, output/ (the job's output_dir)
+//   done/<id>/, failed/<id>/ (error.txt), cancelled/<id>/
+//   reports/<sweep>/            report.md, report.json, loss.svg of a completed sweep
+//
+// Job ids are generated here ("000007-my-job"); user-supplied names are sanitised to [A-Za-z0-9._-],
+// so nothing a user sends can name a path outside the spool. All methods are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "trainer/run/trainer.h"
+
+namespace neftune::serve {
+
+enum class JobState { queued, running, done, failed, cancelled };
+const char* to_string(JobState s);
+
+struct JobStatus {
+  std::string id, name, sweep;
+  int64_t seq = 0;
+  JobState state = JobState::queued;
+  std::vector<std::string> overrides;  // --set style, from the sweep combination
+  double submitted_at = 0, started_at = 0, first_step_at = 0, finished_at = 0;  // unix seconds
+  int attempts = 0;
+  int64_t step = 0, total_steps = 0;
+  double loss = 0, eval_loss = 0, tokens_per_s = 0, eta_s = 0;
+  bool has_eval = false;
+  std::string error;
+  nlohmann::json to_json() const;
+  static JobStatus from_json(const nlohmann::json& j);
+};
+
+// What the daemon runs next: the job file's config text and the overrides that make it this job.
+struct JobLaunch {
+  std::string id;
+  std::string config_yaml;
+  std::vector<std::string> overrides;  // including output_dir
+};
+
+class Spool {
+ public:
+  explicit Spool(std::string root);
+  const std::string& root() const { return root_; }
+
+  // Validates a job file and queues one job per sweep combination; returns their ids. Throws
+  // config::ConfigError (with `source` and the key) when invalid.
+  std::vector<std::string> submit(const std::string& yaml, const std::string& name, const std::string& source);
+  // Moves complete files from incoming/ into the queue (invalid ones straight to failed/ with the error).
+  void scan_incoming();
+  // An interrupted running job first (after a crash or SIGTERM), then the oldest queued: marked running.
+  std::optional<JobLaunch> start_next(int max_attempts);
+  void on_step(const std::string& id, const run::StepStats& s, int64_t total_steps);
+  void on_eval(const std::string& id, double eval_loss);
+  // Moves the job to done/failed/cancelled; returns its sweep id when that completes the sweep.
+  std::optional<std::string> finish(const std::string& id, JobState state, const std::string& error = "");
+  // Marks the running job interrupted (it stays in running/ to be resumed first).
+  void interrupt(const std::string& id);
+
+  enum class Cancel { cancelled, cancelling, not_found, finished };
+  Cancel cancel(const std::string& id);
+  bool cancel_requested(const std::string& id) const;
+
+  std::vector<JobStatus> list() const;
+  std::optional<JobStatus> get(const std::string& id) const;
+  bool has_work() const;
+  bool ever_had_jobs() const;
+  std::string prometheus_metrics() const;
+  // Output dirs of a sweep's jobs (in submission order) and where its report goes.
+  std::vector<std::string> sweep_outputs(const std::string& sweep) const;
+  std::string report_dir(const std::string& sweep) const;
+
+  static std::string sanitize_name(const std::string& name);
+
+ private:
+  std::string dir_of(const JobStatus& j) const;
+  void save_status(const JobStatus& j) const;
+  std::string queue_locked(const std::string& config_yaml, const std::vector<std::string>& overrides,
+                           const std::string& name, const std::string& sweep);
+  void fail_file_locked(const std::string& yaml, const std::string& name, const std::string& error);
+
+  std::string root_;
+  mutable std::mutex mu_;
+  std::map<std::string, JobStatus> jobs_;  // by id (ids sort in submission order)
+  std::map<std::string, bool> cancel_;
+  int64_t next_seq_ = 1;
+};
+
+}  // namespace neftune::serve
