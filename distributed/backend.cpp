@@ -1,5 +1,7 @@
 #include "distributed/backend.h"
 
+#include <algorithm>
+
 #include "config/errors.h"
 #include "distributed/mpi_communicator.h"
 #ifdef NEFTUNE_WITH_NCCL
@@ -25,7 +27,9 @@ TrainingComm make_training_comm(World& world, config::Backend backend) {
           "config: distributed.backend: nccl needs a CUDA build of LibTorch, the NCCL backend "
           "(-DNEFTUNE_WITH_NCCL=ON) and a visible GPU; this process has none of that (use backend: mpi)");
 #ifdef NEFTUNE_WITH_NCCL
-    const int device = world.local_rank;
+    // One GPU per local rank; modulo the visible devices, so a launcher that already bound each task
+    // to its own GPU (one visible device) works too.
+    const int device = world.local_rank % std::max(1, static_cast<int>(at::getNumGPUs()));
     out.device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device));
     // An explicit `nccl` uses NCCL even on one rank; `auto` on one rank needs no communication.
     out.comm = world.size == 1 && backend == config::Backend::auto_select ? make_local_communicator()

@@ -6,7 +6,6 @@
 
 #include "config/config.h"
 #include "launch/commands.h"
-#include "trainer/run/stop_signal.h"
 #include "trainer/run/trainer.h"
 
 namespace neftune::launch {
@@ -41,7 +40,6 @@ Action add_train_command(CLI::App& app, dist::World& world) {
     const int threads = dist::intra_op_threads(world, static_cast<int>(cfg.train.threads));
     at::set_num_threads(threads);
     spdlog::info("[launch] {} rank(s), {} per node, {} intra-op thread(s) per rank", world.size, world.local_size, threads);
-    run::install_stop_handlers();
     run::Trainer trainer(cfg, world);
     return trainer.train().preempted ? kExitPreempted : kExitOk;
   };

@@ -1,10 +1,17 @@
 // neftune: fine-tune LLaMA-family models with NEFTune, sharded FSDP-style over MPI or NCCL.
+#include <cstring>
+
 #include "distributed/world.h"
 #include "launch/commands.h"
 #include "trainer/run/logging.h"
 #include "trainer/run/metrics.h"
+#include "trainer/run/stop_signal.h"
 
 int main(int argc, char** argv) {
+  // train and serve turn SIGTERM/SIGUSR1 into "checkpoint and exit 75": installed before anything else,
+  // so a scheduler's early signal during start-up is not fatal (it is acted on after the first step).
+  if (argc > 1 && (std::strcmp(argv[1], "train") == 0 || std::strcmp(argv[1], "serve") == 0))
+    neftune::run::install_stop_handlers();
   neftune::run::tune_allocator();
   neftune::dist::World& world = neftune::dist::init_world(&argc, &argv);
   neftune::run::setup_console_logging(world.rank);

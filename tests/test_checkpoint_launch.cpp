@@ -26,11 +26,7 @@ using ::testing::HasSubstr;
 using test::run_command;
 using test::TempDir;
 
-std::string mpirun(int np) {
-  std::string cmd = "timeout 300 mpirun --oversubscribe --bind-to none";
-  if (getuid() == 0) cmd += " --allow-run-as-root";
-  return cmd + " -np " + std::to_string(np) + " ";
-}
+std::string mpirun(int np) { return "timeout 300 " + test::mpirun(np); }
 
 // Global batch 8 at every world size: micro-batch 2 x accumulation (4 / N) x N.
 std::string config(const std::string& out, int world, int steps = 20) {

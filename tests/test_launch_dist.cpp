@@ -17,11 +17,7 @@ using test::run_command;
 using test::TempDir;
 using test::write_file;
 
-std::string mpirun(int np) {
-  std::string cmd = "mpirun --oversubscribe --bind-to none";
-  if (getuid() == 0) cmd += " --allow-run-as-root";
-  return cmd + " -np " + std::to_string(np) + " ";
-}
+using test::mpirun;
 
 const char* kTiny =
     "model: {init: {dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, hidden_dim: 64}}\n"
@@ -46,9 +42,7 @@ TEST(LaunchDist, RanksWithDifferentConfigsRefuseToStart) {
   TempDir d;
   write_file(d / "a.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
   write_file(d / "b.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\nneftune: {alpha: 10}\n");
-  std::string base = "mpirun --oversubscribe --bind-to none";
-  if (getuid() == 0) base += " --allow-run-as-root";
-  const auto r = run_command("timeout 120 " + base + " -np 1 " + test::neftune_bin() + " train " + (d / "a.yaml") +
+  const auto r = run_command("timeout 120 " + mpirun(1) + test::neftune_bin() + " train " + (d / "a.yaml") +
                              " : -np 1 " + test::neftune_bin() + " train " + (d / "b.yaml"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("loaded a different effective config than rank 0"));

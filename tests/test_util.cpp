@@ -1,6 +1,7 @@
 #include "tests/test_util.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -53,6 +54,12 @@ CommandResult run_command(const std::string& command) {
 std::string neftune_bin() {
   if (const char* env = std::getenv("NEFTUNE_BIN")) return env;
   return "build/bin/neftune";
+}
+
+std::string mpirun(int np) {
+  std::string cmd = "mpirun --oversubscribe --bind-to none";
+  if (getuid() == 0) cmd += " --allow-run-as-root";
+  return cmd + " -np " + std::to_string(np) + " ";
 }
 
 void write_file(const std::string& path, const std::string& text) {

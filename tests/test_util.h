@@ -41,6 +41,8 @@ struct CommandResult {
 CommandResult run_command(const std::string& command);
 // The neftune binary ($NEFTUNE_BIN, set by ctest).
 std::string neftune_bin();
+// "mpirun --oversubscribe --bind-to none [--allow-run-as-root] -np N " (root needs the flag).
+std::string mpirun(int np);
 
 void write_file(const std::string& path, const std::string& text);
 std::string read_file(const std::string& path);

@@ -95,7 +95,6 @@ int run_daemon(const ServeOptions& o, dist::World& world) {
     std::ofstream(fs::path(o.spool) / "daemon.json")
         << json{{"pid", getpid()}, {"host", o.http.host}, {"port", http->port()}, {"ranks", world.size}}.dump() << "\n";
   });
-  run::install_stop_handlers();
   spdlog::info("[serve] {} rank(s) serving spool {}", world.size, o.spool);
   while (true) {
     const json cmd = world.rank == 0 ? next_command(*spool, o) : json();

@@ -115,7 +115,10 @@ Meta read_meta(const std::string& dir) {
 
 json unit_json(const dist::FlatUnit& u, int num_shards) {
   json params = json::array();
-  for (const auto& p : u.layout().params) params.push_back({{"name", p.name}, {"shape", p.shape}});
+  for (size_t i = 0; i < u.layout().params.size(); ++i)
+    params.push_back({{"name", u.layout().params[i].name},
+                      {"shape", u.layout().params[i].shape},
+                      {"offset", u.layout().offsets[i]}});
   return {{"name", u.layout().name},
           {"numel", u.layout().numel},
           {"padded_numel", u.layout().padded_numel},
