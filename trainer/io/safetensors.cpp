@@ -180,6 +180,7 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<Decl> tensors
   if (fd_ < 0) throw CheckpointError(tmp_ + ": cannot create: " + sys_error());
   write_all(fd_, len, 8, tmp_);
   write_all(fd_, text.data(), text.size(), tmp_);
+  written_ = 8 + text.size();
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
@@ -196,7 +197,17 @@ void SafetensorsWriter::write(const std::string& name, const at::Tensor& value) 
   TORCH_CHECK(value.sizes().vec() == d.shape, "safetensors write ", name, ": shape ", value.sizes(),
               " does not match the declared ", at::IntArrayRef(d.shape));
   const at::Tensor cpu = value.detach().to(at::kCPU, d.dtype).contiguous();
-  write_all(fd_, cpu.data_ptr(), static_cast<size_t>(cpu.numel()) * cpu.element_size(), tmp_);
+  const size_t n = static_cast<size_t>(cpu.numel()) * cpu.element_size();
+  write_all(fd_, cpu.data_ptr(), n, tmp_);
+  written_ += n;
+  // Start the disk writing what is already in the page cache while the next tensors are copied in,
+  // instead of all of it at the final fsync (non-blocking; finish() still fsyncs everything).
+  constexpr uint64_t kWritebackChunk = 32ull << 20;
+  if (written_ - writeback_started_ >= kWritebackChunk) {
+    ::sync_file_range(fd_, static_cast<off_t>(writeback_started_), static_cast<off_t>(written_ - writeback_started_),
+                      SYNC_FILE_RANGE_WRITE);
+    writeback_started_ = written_;
+  }
 }
 
 void SafetensorsWriter::finish() {

@@ -69,6 +69,7 @@ class SafetensorsWriter {
   std::vector<Decl> decls_;
   size_t next_ = 0;
   int fd_ = -1;
+  uint64_t written_ = 0, writeback_started_ = 0;  // bytes written / handed to the disk so far
 };
 
 // Writes all `tensors` (name -> tensor) to one file, sorted by name, like HF's save_file.

@@ -155,14 +155,16 @@ TrainSummary Trainer::train() {
   const int64_t eval_every = cfg_.train.eval_every_steps, ckpt_every = cfg_.checkpoint.every_steps;
   while (step_ < total_steps_) {
     const StepStats s = train_step();
-    const double peak = world_.host->all_reduce_scalar(peak_rss_mb(), dist::ReduceOp::max);
-    write_step_metrics(s, peak);
+    // One max-reduction: the peak memory over ranks, and whether any rank was signalled to stop
+    // (SIGTERM/SIGUSR1), so every rank stops at the same step.
+    at::Tensor maxes = at::tensor({peak_rss_mb(), stop_requested() ? 1.0 : 0.0}, at::kDouble);
+    world_.host->all_reduce(maxes, dist::ReduceOp::max)->wait();
+    const bool stop = maxes[1].item<double>() > 0;
+    write_step_metrics(s, maxes[0].item<double>());
     if (observer_.on_step) observer_.on_step(s, total_steps_);
     bar.update(s.step, s.loss, s.tokens / s.seconds);
     summary.final_loss = s.loss;
     if (eval_every > 0 && s.step % eval_every == 0 && s.step < total_steps_ && !data_.eval.empty()) evaluate();
-    // Every rank stops at the same step when any was signalled (SIGTERM/SIGUSR1).
-    const bool stop = world_.host->all_reduce_scalar(stop_requested() ? 1 : 0, dist::ReduceOp::max) > 0;
     if ((ckpt_every > 0 && s.step % ckpt_every == 0) || stop) save_checkpoint();
     if (stop) {
       bar.finish();
