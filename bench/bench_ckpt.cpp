@@ -15,6 +15,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_util.h"
 #include "config/config.h"
 #include "distributed/world.h"
 #include "trainer/run/checkpoint.h"
@@ -23,12 +24,12 @@
 #include "trainer/run/trainer.h"
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 using namespace neftune;
+using bench::Clock;
+using bench::median;
+using bench::seconds_since;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 int64_t dir_bytes(const fs::path& p) {
   int64_t n = 0;
@@ -51,22 +52,14 @@ std::pair<double, double> dd_seconds(const fs::path& path, int64_t mb) {
   return {write, read};
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"checkpoint save/load throughput"};
   std::string dir = (fs::temp_directory_path() / "neftune-bench-ckpt").string();
-  int64_t dim = 768, layers = 16, heads = 12, hidden = 2048;
+  bench::ModelDims dims{768, 16, 12, 2048};
   app.add_option("--dir", dir, "where to write (the disk to measure)");
-  app.add_option("--dim", dim);
-  app.add_option("--layers", layers);
-  app.add_option("--heads", heads);
-  app.add_option("--hidden", hidden);
+  dims.add_options(app);
   int rounds = 3;
   app.add_option("--rounds", rounds, "save / dd write rounds (medians reported)")->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
@@ -80,11 +73,10 @@ int main(int argc, char** argv) {
   world.host->barrier();
   const config::TrainConfig cfg = config::parse_config(
       "", "bench",
-      {"output_dir=" + out, "model.init.dim=" + std::to_string(dim), "model.init.n_layers=" + std::to_string(layers),
-       "model.init.n_heads=" + std::to_string(heads), "model.init.n_kv_heads=" + std::to_string(heads),
-       "model.init.hidden_dim=" + std::to_string(hidden), "model.init.tie_embeddings=false",
-       "data.builtin_train_size=64", "data.builtin_eval_size=0", "data.max_seq_len=64", "train.micro_batch_size=1",
-       "train.max_steps=1000", "checkpoint.keep_last=1", "logging.level=warn", "logging.progress=off"});
+      bench::concat(dims.overrides(),
+                    {"output_dir=" + out, "model.init.tie_embeddings=false", "data.builtin_train_size=64",
+                     "data.builtin_eval_size=0", "data.max_seq_len=64", "train.micro_batch_size=1",
+                     "train.max_steps=1000", "checkpoint.keep_last=1", "logging.level=warn", "logging.progress=off"}));
   run::Trainer t(cfg, world);
   t.train_step();  // AdamW state exists
 

@@ -16,6 +16,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_util.h"
 #include "bench/counting_allocator.h"
 #include "config/config.h"
 #include "distributed/world.h"
@@ -25,6 +26,7 @@
 
 namespace fs = std::filesystem;
 using namespace neftune;
+using bench::median;
 
 namespace {
 
@@ -35,25 +37,18 @@ double rss_mb() {
   return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1e6;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"FSDP memory and communication figures"};
   std::string mode = "memory", dtype = "fp32";
-  int64_t dim = 768, layers = 16, heads = 12, hidden = 2048, seq = 64, batch = 1;
+  bench::ModelDims dims{768, 16, 12, 2048};
+  int64_t seq = 64, batch = 1;
   int steps = 5;
   bool prefetch = true;
   app.add_option("--mode", mode)->check(CLI::IsMember({"memory", "speed"}));
   app.add_option("--dtype", dtype, "param_dtype (all-gather wire dtype)")->check(CLI::IsMember({"fp32", "bf16"}));
-  app.add_option("--dim", dim);
-  app.add_option("--layers", layers);
-  app.add_option("--heads", heads);
-  app.add_option("--hidden", hidden);
+  dims.add_options(app);
   app.add_option("--seq", seq);
   app.add_option("--batch", batch);
   app.add_option("--steps", steps);
@@ -70,14 +65,14 @@ int main(int argc, char** argv) {
   auto make_config = [&](const std::string& name, const std::string& sharding, bool prefetch) {
     return config::parse_config(
         "", "bench",
-        {"output_dir=" + (dir / name).string(), "model.init.dim=" + std::to_string(dim),
-         "model.init.n_layers=" + std::to_string(layers), "model.init.n_heads=" + std::to_string(heads),
-         "model.init.n_kv_heads=" + std::to_string(heads), "model.init.hidden_dim=" + std::to_string(hidden),
-         "model.init.tie_embeddings=false", "data.builtin_train_size=256", "data.builtin_eval_size=0",
-         "data.max_seq_len=" + std::to_string(seq), "data.too_long=truncate",
-         "train.micro_batch_size=" + std::to_string(batch), "train.max_steps=1000", "train.lr=1e-5",
-         "distributed.sharding=" + sharding, std::string("distributed.prefetch=") + (prefetch ? "true" : "false"),
-         "distributed.param_dtype=" + dtype, "logging.level=warn", "logging.progress=off"});
+        bench::concat(dims.overrides(),
+                      {"output_dir=" + (dir / name).string(), "model.init.tie_embeddings=false",
+                       "data.builtin_train_size=256", "data.builtin_eval_size=0",
+                       "data.max_seq_len=" + std::to_string(seq), "data.too_long=truncate",
+                       "train.micro_batch_size=" + std::to_string(batch), "train.max_steps=1000", "train.lr=1e-5",
+                       "distributed.sharding=" + sharding,
+                       std::string("distributed.prefetch=") + (prefetch ? "true" : "false"),
+                       "distributed.param_dtype=" + dtype, "logging.level=warn", "logging.progress=off"}));
   };
 
   nlohmann::json out = {{"mode", mode}, {"world_size", world.size}, {"param_dtype", dtype}};

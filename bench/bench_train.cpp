@@ -16,6 +16,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_util.h"
 #include "bench/plain_llama.h"
 #include "config/config.h"
 #include "distributed/world.h"
@@ -24,17 +25,12 @@
 #include "trainer/run/trainer.h"
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 using namespace neftune;
+using bench::Clock;
+using bench::median;
+using bench::seconds_since;
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Best-of-5 GFLOP/s of an n x n matmul in `dtype` (the peak this machine reaches with these threads).
 double matmul_peak_gflops(at::ScalarType dtype, int64_t n) {
@@ -56,17 +52,16 @@ int main(int argc, char** argv) {
   CLI::App app{"neftune train throughput vs a plain LibTorch loop"};
   std::string dtype = "fp32";
   int steps = 8, threads = 0;
-  int64_t dim = 512, layers = 8, heads = 8, seq = 512, batch = 4, hidden = 1376;
+  bench::ModelDims dims{512, 8, 8, 1376};
+  int64_t seq = 512, batch = 4;
   app.add_option("--dtype", dtype)->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--steps", steps, "timed steps per contender");
-  app.add_option("--dim", dim);
-  app.add_option("--layers", layers);
-  app.add_option("--heads", heads);
-  app.add_option("--hidden", hidden);
+  dims.add_options(app);
   app.add_option("--seq", seq);
   app.add_option("--batch", batch);
   app.add_option("--threads", threads, "0 = all cores");
   CLI11_PARSE(app, argc, argv);
+  const int64_t dim = dims.dim, layers = dims.layers, heads = dims.heads, hidden = dims.hidden;
 
   run::tune_allocator();  // as neftune's main: applies to both contenders
   auto& world = dist::init_world(&argc, &argv);
@@ -87,13 +82,13 @@ int main(int argc, char** argv) {
   auto make_config = [&](double alpha) {
     return config::parse_config(
         "", "bench",
-        {"output_dir=" + (dir / ("run" + std::to_string(int(alpha)))).string(), "data.train=" + (dir / "data.jsonl").string(),
-         "data.max_seq_len=" + std::to_string(seq), "model.init.max_seq_len=" + std::to_string(seq),
-         "model.init.dim=" + std::to_string(dim), "model.init.n_layers=" + std::to_string(layers),
-         "model.init.n_heads=" + std::to_string(heads), "model.init.n_kv_heads=" + std::to_string(heads),
-         "model.init.hidden_dim=" + std::to_string(hidden), "model.dtype=" + dtype, "distributed.param_dtype=" + dtype,
-         "train.micro_batch_size=" + std::to_string(batch), "train.max_steps=1000", "train.lr=1e-4",
-         "neftune.alpha=" + std::to_string(alpha), "logging.level=warn", "logging.progress=off"});
+        bench::concat(dims.overrides(),
+                      {"output_dir=" + (dir / ("run" + std::to_string(int(alpha)))).string(),
+                       "data.train=" + (dir / "data.jsonl").string(), "data.max_seq_len=" + std::to_string(seq),
+                       "model.init.max_seq_len=" + std::to_string(seq), "model.dtype=" + dtype,
+                       "distributed.param_dtype=" + dtype, "train.micro_batch_size=" + std::to_string(batch),
+                       "train.max_steps=1000", "train.lr=1e-4", "neftune.alpha=" + std::to_string(alpha),
+                       "logging.level=warn", "logging.progress=off"}));
   };
   run::Trainer on(make_config(5.0), world), off(make_config(0.0), world);
 

@@ -27,15 +27,8 @@ for arg in "$@"; do
 done
 log() { echo "[slurm-down] $*"; }
 
-alive() {  # alive PIDFILE COMM; a zombie (not yet reaped by PID 1) counts as dead
-  local pid stat state
-  pid=$(cat "$1" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  state=${stat##*) }
-  state=${state%% *}
-  [ "$state" != Z ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
-}
+# shellcheck source=launch/slurm/pidfile.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/pidfile.sh"  # alive PIDFILE COMM
 
 stop() {  # stop NAME: SIGTERM, up to 15 s, then SIGKILL
   local name=$1 pidfile=$DIR/$1.pid pid

@@ -52,17 +52,8 @@ show_logs() {
 die() { echo "[slurm-up] ERROR: $*" >&2; show_logs; exit 1; }
 trap 'echo "[slurm-up] ERROR: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
 
-# A PID file names a live process with the expected name. Orphaned daemons are reaped by PID 1 only a
-# second or two after they exit, so a zombie counts as dead; the name check guards against PID reuse.
-alive() {  # alive PIDFILE COMM
-  local pid stat state
-  pid=$(cat "$1" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  state=${stat##*) }
-  state=${state%% *}
-  [ "$state" != Z ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
-}
+# shellcheck source=launch/slurm/pidfile.sh
+source "$HERE/pidfile.sh"  # alive PIDFILE COMM
 port_busy() {  # something listens on TCP port $1 (read from /proc: no iproute2 needed, no connection made)
   awk -v p=":$(printf '%04X' "$1")" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' \
     /proc/net/tcp /proc/net/tcp6 2>/dev/null
