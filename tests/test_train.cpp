@@ -1,14 +1,19 @@
 // The training loop: gradient accumulation equivalence (token normalisation), loss normalisation modes,
-// eval without noise, the output contract (metrics.jsonl, config.yaml, final/), and that loss falls.
+// eval without noise, the output contract (metrics.jsonl, config.yaml, final/), that loss falls, and that
+// a withdrawn cancel request never hides a stop signal.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "config/config.h"
 #include "tests/test_util.h"
 #include "trainer/model/llama.h"
 #include "trainer/run/model_eval.h"
+#include "trainer/run/stop_signal.h"
 #include "trainer/run/trainer.h"
 
 namespace neftune::run {
@@ -144,6 +149,27 @@ TEST(Train, LossFallsOnTheBuiltInTasks) {
   const double after = t.evaluate();
   EXPECT_NEAR(before, std::log(259.0), 0.3);
   EXPECT_LT(after, 0.8 * before) << before << " -> " << after;
+}
+
+// The daemon withdraws a cancel request when the next job starts; a SIGUSR1 that arrived in between must
+// still stop the process (it used to be overwritten, and the daemon ignored the signal).
+TEST(StopSignal, WithdrawingACancelRequestKeepsASignal) {
+  // In a child process: the flag a signal sets stays set for the life of the process.
+  EXPECT_EXIT(
+      {
+        install_stop_handlers();
+        int failures = stop_requested() != 0;
+        request_stop();
+        failures += stop_requested() != -1 || stop_signal() != 0;
+        std::raise(SIGUSR1);  // handled synchronously in this thread
+        clear_stop_request();
+        failures += stop_requested() != SIGUSR1 || stop_signal() != SIGUSR1;
+        request_stop();
+        failures += stop_requested() != SIGUSR1;  // the signal wins over a request
+        std::fprintf(stderr, "failures=%d\n", failures);
+        std::_Exit(failures == 0 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "failures=0");
 }
 
 }  // namespace

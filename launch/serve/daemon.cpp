@@ -24,16 +24,14 @@ namespace {
 // Rank 0: waits until there is a job to run or a reason to exit, and says which.
 json next_command(Spool& spool, const ServeOptions& o) {
   while (true) {
-    if (run::stop_requested() > 0) {
-      spdlog::warn("[serve] signal {}: exiting{}", run::stop_requested(),
+    if (const int sig = run::stop_signal()) {
+      spdlog::warn("[serve] signal {}: exiting{}", sig,
                    spool.has_work() ? " (queued/interrupted jobs resume on restart)" : "");
       return {{"cmd", "exit"}, {"code", spool.has_work() ? kExitPreempted : kExitOk}};
     }
     spool.scan_incoming();
-    if (auto launch = spool.start_next(o.max_attempts)) {
-      if (run::stop_requested() < 0) run::clear_stop();  // a cancel that arrived after its job ended
+    if (auto launch = spool.start_next(o.max_attempts))
       return {{"cmd", "run"}, {"id", launch->id}, {"yaml", launch->config_yaml}, {"sets", launch->overrides}};
-    }
     if (o.exit_when_idle && !spool.has_work()) return {{"cmd", "exit"}, {"code", kExitOk}};
     std::this_thread::sleep_for(std::chrono::milliseconds(o.poll_ms));
   }
@@ -71,9 +69,9 @@ void run_job(const json& cmd, dist::World& world, Spool* spool) {
     error = e.what();
   }
   if (!spool) return;
-  if (interrupted && spool->cancel_requested(id) && run::stop_requested() <= 0) {
+  if (interrupted && spool->cancel_requested(id)) {
+    // Cancelled, even if a signal arrived as well (then the daemon exits next, with nothing to resume).
     spool->finish(id, JobState::cancelled, "");
-    run::clear_stop();
   } else if (interrupted) {
     spool->interrupt(id);  // checkpointed; resumed first when the daemon starts again
   } else if (const auto sweep = spool->finish(id, end, error)) {

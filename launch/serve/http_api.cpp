@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.h"
-#include "trainer/run/stop_signal.h"
 
 namespace neftune::serve {
 using json = nlohmann::json;
@@ -65,9 +64,7 @@ HttpApi::HttpApi(Spool& spool, HttpOptions options)
     const std::string id = req.matches[1];
     switch (spool_.cancel(id)) {
       case Spool::Cancel::cancelled: return reply(res, 200, {{"id", id}, {"state", "cancelled"}});
-      case Spool::Cancel::cancelling:
-        run::request_stop();  // every rank stops after this step, the job checkpoints
-        return reply(res, 202, {{"id", id}, {"state", "cancelling"}});
+      case Spool::Cancel::cancelling: return reply(res, 202, {{"id", id}, {"state", "cancelling"}});
       case Spool::Cancel::not_found: return reply(res, 404, {{"error", "no job " + id}});
       case Spool::Cancel::finished: return reply(res, 409, {{"error", "job " + id + " has already finished"}});
     }

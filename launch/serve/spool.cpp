@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "config/job.h"
+#include "trainer/run/stop_signal.h"
 
 namespace neftune::serve {
 namespace fs = std::filesystem;
@@ -246,6 +247,9 @@ void Spool::scan_incoming() {
 
 std::optional<JobLaunch> Spool::start_next(int max_attempts) {
   std::lock_guard<std::mutex> lock(mu_);
+  // No job runs now, so a pending cancel request is stale (its job ended first). Under the lock that
+  // cancel() also holds, so a request is always for the job that was running when it was made.
+  run::clear_stop_request();
   JobStatus* next = nullptr;
   for (auto& [id, j] : jobs_)  // interrupted jobs first (ids sort in submission order)
     if (j.state == JobState::running) {
@@ -275,6 +279,8 @@ std::optional<JobLaunch> Spool::start_next(int max_attempts) {
     j.state = JobState::running;
     fs::rename(from, dir_of(j));
   }
+  // An interrupted job cancelled before it restarted: stop it after its first step, then it is cancelled.
+  if (cancel_.count(j.id)) run::request_stop();
   j.attempts += 1;
   j.started_at = now_s();
   j.first_step_at = 0;
@@ -347,6 +353,7 @@ Spool::Cancel Spool::cancel(const std::string& id) {
   }
   if (j.state == JobState::running) {
     cancel_[id] = true;
+    run::request_stop();  // every rank stops after this step, the job checkpoints
     return Cancel::cancelling;
   }
   return Cancel::finished;

@@ -1,11 +1,15 @@
 #include "trainer/run/stop_signal.h"
 
+#include <atomic>
 #include <csignal>
 
 namespace neftune::run {
 namespace {
-volatile std::sig_atomic_t g_stop = 0;
-extern "C" void on_stop_signal(int sig) { g_stop = sig; }
+// Lock-free atomics are async-signal-safe; the HTTP thread sets the request while a handler may run.
+std::atomic<int> g_signal{0};
+std::atomic<bool> g_request{false};
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
+extern "C" void on_stop_signal(int sig) { g_signal.store(sig); }
 }  // namespace
 
 void install_stop_handlers() {
@@ -17,8 +21,12 @@ void install_stop_handlers() {
   sigaction(SIGUSR1, &sa, nullptr);
 }
 
-int stop_requested() { return g_stop; }
-void request_stop() { g_stop = -1; }
-void clear_stop() { g_stop = 0; }
+int stop_signal() { return g_signal.load(); }
+int stop_requested() {
+  if (const int sig = g_signal.load()) return sig;
+  return g_request.load() ? -1 : 0;
+}
+void request_stop() { g_request.store(true); }
+void clear_stop_request() { g_request.store(false); }
 
 }  // namespace neftune::run
