@@ -2,6 +2,9 @@
 // the real stories260K checkpoint, and float64 torch-autograd gradients (finite-difference checked).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "distributed/communicator.h"
 #include "tests/test_util.h"
 #include "trainer/data/batch.h"
@@ -78,6 +81,30 @@ TEST(ModelFixture, Bf16ForwardStaysCloseToFp32) {
   // bf16 keeps 8 bits of mantissa: logits of magnitude ~20 move by a few tenths through 5 layers.
   EXPECT_LT((f32 - b16).abs().max().item<double>(), 1.0);
   EXPECT_GT((f32.argmax(-1) == b16.argmax(-1)).to(at::kFloat).mean().item<double>(), 0.8);
+}
+
+// The model's attention takes softmax in the compute dtype; HF takes it in fp32 and casts the result.
+// The kernel accumulates bf16 in fp32 and rounds once, so the probabilities agree (no fixture needed).
+TEST(Attention, Bf16SoftmaxEqualsFp32SoftmaxRoundedToBf16) {
+  at::manual_seed(7);
+  const int64_t L = 96;
+  const at::Tensor mask = at::full({L, L}, -std::numeric_limits<float>::infinity()).triu(1);
+  for (const double spread : {0.1, 1.0, 8.0}) {  // near-uniform to near-one-hot rows
+    const at::Tensor scores = (at::randn({2, 3, L, L}) * spread + mask).to(at::kBFloat16);
+    const at::Tensor ours = at::softmax(scores, -1);
+    const at::Tensor hf = at::softmax(scores.to(at::kFloat), -1).to(at::kBFloat16);
+    // One bf16 ulp (2^-8 relative) at most, where the fp32 exp of the two paths rounds differently.
+    const at::Tensor diff = (ours.to(at::kFloat) - hf.to(at::kFloat)).abs();
+    EXPECT_TRUE(at::all(diff <= hf.to(at::kFloat).abs() * std::ldexp(1.0, -8)).item<bool>()) << spread;
+    // The gradient through each formulation: the same to bf16 rounding of the incoming gradient.
+    const at::Tensor g = at::randn({2, 3, L, L}).to(at::kBFloat16);
+    const at::Tensor s1 = scores.detach().requires_grad_(true), s2 = scores.detach().requires_grad_(true);
+    at::softmax(s1, -1).backward(g);
+    at::softmax(s2, -1, at::kFloat).to(at::kBFloat16).backward(g);
+    const double scale = s2.grad().to(at::kFloat).abs().max().item<double>();
+    EXPECT_LT((s1.grad().to(at::kFloat) - s2.grad().to(at::kFloat)).abs().max().item<double>(), 0.02 * scale)
+        << spread;  // bf16 has 8 bits of mantissa: differences of a few ulp of the largest entry
+  }
 }
 
 TEST(ModelFixture, ShardedLossAndGradientsMatchFloat64Autograd) {

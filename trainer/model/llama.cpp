@@ -87,7 +87,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
         at::full({L, T}, -std::numeric_limits<float>::infinity(), scores.options()).triu(pos0 + 1);
     scores = scores + mask;
   }
-  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  // HF computes softmax(scores, dtype=fp32).to(dtype). LibTorch's softmax kernels accumulate in fp32 for
+  // bf16/fp16 inputs and round the output once, which gives the same probabilities (a test checks it)
+  // without materialising (B,H,L,T) in fp32 forward and backward.
+  const at::Tensor probs = at::softmax(scores, -1);
   return at::matmul(probs, v);  // (B,H,L,hd)
 }
 
