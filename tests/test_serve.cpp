@@ -204,7 +204,7 @@ TEST(Serve, HttpApiValidatesQueuesRunsAndReports) {
   EXPECT_EQ(test::read_json(report + "/report.json").size(), 2u);
 
   daemon.signal(SIGUSR1);
-  EXPECT_EQ(daemon.wait_exit(), 0);  // idle: nothing left to resume
+  EXPECT_EQ(daemon.wait_exit(), 0) << test::read_file(spool + ".log");  // idle: nothing left to resume
 }
 
 TEST(Serve, TokenRequiredAndNonLoopbackNeedsOne) {
@@ -250,7 +250,7 @@ TEST(Serve, CancelStopsARunningJobWithACheckpointAndDropsAQueuedOne) {
   EXPECT_EQ(c.Delete(("/v1/jobs/" + qs).c_str())->status, 409);
   EXPECT_EQ(c.Delete("/v1/jobs/000999-nope")->status, 404);
   daemon.signal(SIGUSR1);
-  EXPECT_EQ(daemon.wait_exit(), 0);
+  EXPECT_EQ(daemon.wait_exit(), 0) << test::read_file(spool + ".log");
 }
 
 TEST(Serve, SignalThenRestartResumesTheJobAndSigkillLosesNoQueuedJob) {
@@ -265,7 +265,7 @@ TEST(Serve, SignalThenRestartResumesTheJobAndSigkillLosesNoQueuedJob) {
     second = json::parse(c.Post("/v1/jobs?name=next", job(6), "application/yaml")->body)["id"];
     EXPECT_TRUE(wait_for([&] { return get_json(c, "/v1/jobs/" + first).value("step", 0) >= 7; }));
     daemon.signal(SIGUSR1);  // checkpoint and exit: work is left, so 75
-    EXPECT_EQ(daemon.wait_exit(), 75);
+    EXPECT_EQ(daemon.wait_exit(), 75) << test::read_file(spool + ".log");
   }
   EXPECT_TRUE(fs::exists(spool + "/running/" + first + "/output/checkpoints/latest"));
   EXPECT_TRUE(fs::exists(spool + "/queue/" + second + "/job.yaml"));
@@ -284,7 +284,7 @@ TEST(Serve, SignalThenRestartResumesTheJobAndSigkillLosesNoQueuedJob) {
   }
   {
     Daemon daemon(spool, {"--no-default-job", "--exit-when-idle"});
-    EXPECT_EQ(daemon.wait_exit(600), 0);
+    EXPECT_EQ(daemon.wait_exit(600), 0) << test::read_file(spool + ".log");
   }
   for (const auto& id : {first, second, third}) EXPECT_TRUE(fs::exists(spool + "/done/" + id)) << id;
   // The long job ran every step exactly once in its metrics, across three daemons.
