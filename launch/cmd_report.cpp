@@ -23,9 +23,7 @@ Action add_report_command(CLI::App& app, dist::World& world) {
       ->capture_default_str();
   return [o, &world]() {
     if (world.rank != 0) return kExitOk;
-    std::vector<report::RunSummary> runs;
-    for (const auto& dir : o->runs) runs.push_back(report::summarize_run(dir, o->eval_samples));
-    report::label_runs(runs);
+    const std::vector<report::RunSummary> runs = report::summarize_runs(o->runs, o->eval_samples);
     report::write_report(runs, o->out);
     std::cout << report::report_markdown(runs) << "\nwritten: " << o->out << "/report.md, " << o->out
               << "/report.json, " << o->out << "/loss.svg" << std::endl;

@@ -26,13 +26,6 @@ std::string fmt(const std::optional<double>& v, int precision = 4) {
   return os.str();
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -99,9 +92,10 @@ RunSummary summarize_run(const std::string& dir, int eval_samples) {
 
   bool builtin = false;
   try {
-    const auto cfg = config::parse_config(read_text(fs::path(dir) / "config.yaml"), dir + "/config.yaml");
+    const auto cfg = config::load_config((fs::path(dir) / "config.yaml").string());
     builtin = !cfg.data.train;
     r.alpha = cfg.neftune.alpha.value_or(0.0);
+    r.config = config::key_values(cfg);
   } catch (const std::exception&) {
   }
   if (builtin && eval_samples > 0 && r.status == "done") {
@@ -118,33 +112,39 @@ RunSummary summarize_run(const std::string& dir, int eval_samples) {
   return r;
 }
 
+namespace {
+
 void label_runs(std::vector<RunSummary>& runs) {
   // The config keys whose values differ between the runs (besides where they write) become the labels.
-  std::vector<std::vector<std::pair<std::string, std::string>>> values;
-  for (const auto& r : runs) {
-    try {
-      values.push_back(config::key_values(config::parse_config(read_text(fs::path(r.dir) / "config.yaml"), r.dir)));
-    } catch (const std::exception&) {
-      return;  // a run without a readable config keeps its directory name
-    }
-  }
-  if (values.size() < 2) return;
+  if (runs.size() < 2) return;
+  for (const auto& r : runs)
+    if (r.config.empty()) return;  // a run without a readable config keeps its directory name
+  const auto& first = runs[0].config;
   std::vector<size_t> varying;
-  for (size_t k = 0; k < values[0].size(); ++k) {
-    const std::string& key = values[0][k].first;
+  for (size_t k = 0; k < first.size(); ++k) {
+    const std::string& key = first[k].first;
     if (key == "output_dir" || key == "checkpoint.dir") continue;
-    for (size_t i = 1; i < values.size(); ++i)
-      if (values[i][k].second != values[0][k].second) {
+    for (size_t i = 1; i < runs.size(); ++i)
+      if (runs[i].config[k].second != first[k].second) {
         varying.push_back(k);
         break;
       }
   }
   if (varying.empty()) return;
-  for (size_t i = 0; i < runs.size(); ++i) {
+  for (auto& r : runs) {
     std::string label;
-    for (const size_t k : varying) label += (label.empty() ? "" : ", ") + values[i][k].first + "=" + values[i][k].second;
-    runs[i].label = label;
+    for (const size_t k : varying) label += (label.empty() ? "" : ", ") + r.config[k].first + "=" + r.config[k].second;
+    r.label = label;
   }
+}
+
+}  // namespace
+
+std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples) {
+  std::vector<RunSummary> runs;
+  for (const auto& dir : dirs) runs.push_back(summarize_run(dir, eval_samples));
+  label_runs(runs);
+  return runs;
 }
 
 std::string report_markdown(const std::vector<RunSummary>& runs) {

@@ -22,14 +22,16 @@ struct RunSummary {
   std::optional<double> mean_response_tokens;
   int64_t steps = 0;
   double alpha = 0;
+  std::vector<std::pair<std::string, std::string>> config;  // every config key and value; empty if unreadable
 };
 
 // Reads <dir>/metrics.jsonl and config.yaml; for runs on the built-in tasks with a final/ model, also
 // generates answers for `eval_samples` held-out tasks (0 = skip) for exact match and response length.
 RunSummary summarize_run(const std::string& dir, int eval_samples);
 
-// Labels runs by the config keys whose values differ between them.
-void label_runs(std::vector<RunSummary>& runs);
+// summarize_run for each directory, then each run labelled by the config keys whose values differ
+// between the runs.
+std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples);
 
 std::string report_markdown(const std::vector<RunSummary>& runs);
 std::string loss_curves_svg(const std::vector<RunSummary>& runs);

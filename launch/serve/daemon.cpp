@@ -38,10 +38,7 @@ json next_command(Spool& spool, const ServeOptions& o) {
 }
 
 void write_sweep_report(const Spool& spool, const std::string& sweep) {
-  std::vector<report::RunSummary> runs;
-  for (const auto& dir : spool.sweep_outputs(sweep)) runs.push_back(report::summarize_run(dir, 100));
-  report::label_runs(runs);
-  report::write_report(runs, spool.report_dir(sweep));
+  report::write_report(report::summarize_runs(spool.sweep_outputs(sweep), 100), spool.report_dir(sweep));
   spdlog::info("[serve] sweep {} complete: report in {}", sweep, spool.report_dir(sweep));
 }
 

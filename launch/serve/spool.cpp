@@ -1,15 +1,15 @@
 #include "launch/serve/spool.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "config/job.h"
+#include "trainer/io/safetensors.h"
 #include "trainer/run/stop_signal.h"
 
 namespace neftune::serve {
@@ -18,7 +18,27 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* kStateDirs[] = {"queue", "running", "done", "failed", "cancelled"};
+// Each state's name (API, status.json, metrics) and the spool directory that holds its jobs, in
+// JobState order.
+struct StateInfo {
+  JobState state;
+  const char* name;
+  const char* dir;
+};
+constexpr StateInfo kStates[] = {{JobState::queued, "queued", "queue"},
+                                 {JobState::running, "running", "running"},
+                                 {JobState::done, "done", "done"},
+                                 {JobState::failed, "failed", "failed"},
+                                 {JobState::cancelled, "cancelled", "cancelled"}};
+
+constexpr bool in_enum_order() {
+  for (size_t i = 0; i < std::size(kStates); ++i)
+    if (static_cast<size_t>(kStates[i].state) != i) return false;
+  return true;
+}
+static_assert(in_enum_order(), "kStates is indexed by JobState");
+
+const StateInfo& info(JobState s) { return kStates[static_cast<size_t>(s)]; }
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -32,11 +52,7 @@ void write_atomic(const fs::path& path, const std::string& text) {
     out.flush();
     if (!out) throw std::runtime_error(tmp.string() + ": write failed");
   }
-  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  io::fsync_path(tmp.string());
   fs::rename(tmp, path);
 }
 
@@ -47,37 +63,9 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-JobState state_of_dir(const std::string& d) {
-  if (d == "queue") return JobState::queued;
-  if (d == "running") return JobState::running;
-  if (d == "done") return JobState::done;
-  if (d == "failed") return JobState::failed;
-  return JobState::cancelled;
-}
-
-const char* dir_of_state(JobState s) {
-  switch (s) {
-    case JobState::queued: return "queue";
-    case JobState::running: return "running";
-    case JobState::done: return "done";
-    case JobState::failed: return "failed";
-    case JobState::cancelled: return "cancelled";
-  }
-  return "failed";
-}
-
 }  // namespace
 
-const char* to_string(JobState s) {
-  switch (s) {
-    case JobState::queued: return "queued";
-    case JobState::running: return "running";
-    case JobState::done: return "done";
-    case JobState::failed: return "failed";
-    case JobState::cancelled: return "cancelled";
-  }
-  return "?";
-}
+const char* to_string(JobState s) { return info(s).name; }
 
 json JobStatus::to_json() const {
   json j = {{"id", id},
@@ -137,10 +125,10 @@ std::string Spool::sanitize_name(const std::string& name) {
 }
 
 Spool::Spool(std::string root) : root_(std::move(root)) {
-  for (const char* d : {"incoming", "queue", "running", "done", "failed", "cancelled", "reports"})
-    fs::create_directories(fs::path(root_) / d);
-  for (const char* d : kStateDirs) {
-    for (const auto& e : fs::directory_iterator(fs::path(root_) / d)) {
+  for (const char* d : {"incoming", "reports"}) fs::create_directories(fs::path(root_) / d);
+  for (const auto& st : kStates) {
+    fs::create_directories(fs::path(root_) / st.dir);
+    for (const auto& e : fs::directory_iterator(fs::path(root_) / st.dir)) {
       const std::string id = e.path().filename().string();
       if (!e.is_directory() || id.front() == '.') continue;
       JobStatus s;
@@ -152,16 +140,31 @@ Spool::Spool(std::string root) : root_(std::move(root)) {
         s.seq = std::atoll(id.c_str());
       }
       s.id = id;
-      s.state = state_of_dir(d);
+      s.state = st.state;
       next_seq_ = std::max(next_seq_, s.seq + 1);
       jobs_[id] = s;
     }
   }
 }
 
-std::string Spool::dir_of(const JobStatus& j) const { return (fs::path(root_) / dir_of_state(j.state) / j.id).string(); }
+std::string Spool::dir_of(const JobStatus& j) const { return (fs::path(root_) / info(j.state).dir / j.id).string(); }
 
 void Spool::save_status(const JobStatus& j) const { write_atomic(fs::path(dir_of(j)) / "status.json", j.to_json().dump(2)); }
+
+void Spool::move_locked(JobStatus& j, JobState to) {
+  const std::string from = dir_of(j);
+  j.state = to;
+  fs::rename(from, dir_of(j));
+}
+
+void Spool::end_locked(JobStatus& j, JobState to, const std::string& error) {
+  move_locked(j, to);
+  j.error = error;
+  j.finished_at = now_s();
+  j.eta_s = 0;
+  if (!error.empty()) write_atomic(fs::path(dir_of(j)) / "error.txt", error + "\n");
+  save_status(j);
+}
 
 std::string Spool::queue_locked(const std::string& config_yaml, const std::vector<std::string>& overrides,
                                 const std::string& name, const std::string& sweep) {
@@ -213,15 +216,7 @@ std::vector<std::string> Spool::submit(const std::string& yaml, const std::strin
 }
 
 void Spool::fail_file_locked(const std::string& yaml, const std::string& name, const std::string& error) {
-  const std::string id = queue_locked(yaml, {}, name, "");
-  JobStatus& j = jobs_[id];
-  const std::string from = dir_of(j);
-  j.state = JobState::failed;
-  j.error = error;
-  j.finished_at = now_s();
-  fs::rename(from, dir_of(j));
-  write_atomic(fs::path(dir_of(j)) / "error.txt", error + "\n");
-  save_status(j);
+  end_locked(jobs_[queue_locked(yaml, {}, name, "")], JobState::failed, error);
 }
 
 void Spool::scan_incoming() {
@@ -265,20 +260,10 @@ std::optional<JobLaunch> Spool::start_next(int max_attempts) {
   if (!next) return std::nullopt;
   JobStatus& j = *next;
   if (j.state == JobState::running && j.attempts >= max_attempts) {
-    const std::string from = dir_of(j);
-    j.state = JobState::failed;
-    j.error = "the daemon died " + std::to_string(j.attempts) + " times while running this job";
-    j.finished_at = now_s();
-    fs::rename(from, dir_of(j));
-    write_atomic(fs::path(dir_of(j)) / "error.txt", j.error + "\n");
-    save_status(j);
+    end_locked(j, JobState::failed, "the daemon died " + std::to_string(j.attempts) + " times while running this job");
     return std::nullopt;
   }
-  if (j.state == JobState::queued) {
-    const std::string from = dir_of(j);
-    j.state = JobState::running;
-    fs::rename(from, dir_of(j));
-  }
+  if (j.state == JobState::queued) move_locked(j, JobState::running);
   // An interrupted job cancelled before it restarted: stop it after its first step, then it is cancelled.
   if (cancel_.count(j.id)) run::request_stop();
   j.attempts += 1;
@@ -315,14 +300,7 @@ void Spool::on_eval(const std::string& id, double eval_loss) {
 std::optional<std::string> Spool::finish(const std::string& id, JobState state, const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
   JobStatus& j = jobs_.at(id);
-  const std::string from = dir_of(j);
-  j.state = state;
-  j.error = error;
-  j.finished_at = now_s();
-  j.eta_s = 0;
-  fs::rename(from, dir_of(j));
-  if (!error.empty()) write_atomic(fs::path(dir_of(j)) / "error.txt", error + "\n");
-  save_status(j);
+  end_locked(j, state, error);
   cancel_.erase(id);
   spdlog::info("[serve] job {} {}{}", id, to_string(state), error.empty() ? "" : ": " + error);
   if (j.sweep.empty()) return std::nullopt;
@@ -344,15 +322,11 @@ Spool::Cancel Spool::cancel(const std::string& id) {
   if (it == jobs_.end()) return Cancel::not_found;
   JobStatus& j = it->second;
   if (j.state == JobState::queued) {
-    const std::string from = dir_of(j);
-    j.state = JobState::cancelled;
-    j.finished_at = now_s();
-    fs::rename(from, dir_of(j));
-    save_status(j);
+    end_locked(j, JobState::cancelled, "");
     return Cancel::cancelled;
   }
   if (j.state == JobState::running) {
-    cancel_[id] = true;
+    cancel_.insert(id);
     run::request_stop();  // every rank stops after this step, the job checkpoints
     return Cancel::cancelling;
   }
@@ -392,30 +366,33 @@ bool Spool::ever_had_jobs() const {
 
 std::string Spool::prometheus_metrics() const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::string, int> by_state = {{"queued", 0}, {"running", 0}, {"done", 0}, {"failed", 0}, {"cancelled", 0}};
+  std::map<std::string, int> by_state;
+  for (const auto& st : kStates) by_state[st.name] = 0;
   for (const auto& [id, j] : jobs_) by_state[to_string(j.state)]++;
   std::ostringstream os;
   os << "# HELP neftune_jobs Jobs known to the daemon, by state.\n# TYPE neftune_jobs gauge\n";
   for (const auto& [state, n] : by_state) os << "neftune_jobs{state=\"" << state << "\"} " << n << "\n";
   os << "# HELP neftune_queue_length Jobs waiting to run.\n# TYPE neftune_queue_length gauge\n"
      << "neftune_queue_length " << by_state["queued"] << "\n";
-  const char* series[][2] = {{"neftune_job_step", "Optimizer steps completed by the running job."},
-                             {"neftune_job_total_steps", "Optimizer steps the running job will take."},
-                             {"neftune_job_loss", "Training loss of the running job's last step."},
-                             {"neftune_job_tokens_per_second", "Tokens per second of the running job's last step."},
-                             {"neftune_job_eta_seconds", "Estimated seconds until the running job finishes."}};
-  for (const auto& [name, help] : series) {
-    os << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n";
-    for (const auto& [id, j] : jobs_) {
-      if (j.state != JobState::running) continue;
-      const std::string n = name;
-      const double v = n == "neftune_job_step"                ? static_cast<double>(j.step)
-                       : n == "neftune_job_total_steps"       ? static_cast<double>(j.total_steps)
-                       : n == "neftune_job_loss"              ? j.loss
-                       : n == "neftune_job_tokens_per_second" ? j.tokens_per_s
-                                                              : j.eta_s;
-      os << name << "{job=\"" << id << "\"} " << v << "\n";
-    }
+  struct Series {
+    const char* name;
+    const char* help;
+    double (*value)(const JobStatus&);
+  };
+  const Series series[] = {
+      {"neftune_job_step", "Optimizer steps completed by the running job.",
+       [](const JobStatus& j) { return static_cast<double>(j.step); }},
+      {"neftune_job_total_steps", "Optimizer steps the running job will take.",
+       [](const JobStatus& j) { return static_cast<double>(j.total_steps); }},
+      {"neftune_job_loss", "Training loss of the running job's last step.", [](const JobStatus& j) { return j.loss; }},
+      {"neftune_job_tokens_per_second", "Tokens per second of the running job's last step.",
+       [](const JobStatus& j) { return j.tokens_per_s; }},
+      {"neftune_job_eta_seconds", "Estimated seconds until the running job finishes.",
+       [](const JobStatus& j) { return j.eta_s; }}};
+  for (const auto& m : series) {
+    os << "# HELP " << m.name << " " << m.help << "\n# TYPE " << m.name << " gauge\n";
+    for (const auto& [id, j] : jobs_)
+      if (j.state == JobState::running) os << m.name << "{job=\"" << id << "\"} " << m.value(j) << "\n";
   }
   return os.str();
 }

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,10 @@ class Spool {
  private:
   std::string dir_of(const JobStatus& j) const;
   void save_status(const JobStatus& j) const;
+  // Renames the job's directory into the state's directory.
+  void move_locked(JobStatus& j, JobState to);
+  // Into done/failed/cancelled: finished now, error.txt when there is an error, status saved.
+  void end_locked(JobStatus& j, JobState to, const std::string& error);
   std::string queue_locked(const std::string& config_yaml, const std::vector<std::string>& overrides,
                            const std::string& name, const std::string& sweep);
   void fail_file_locked(const std::string& yaml, const std::string& name, const std::string& error);
@@ -94,7 +99,7 @@ class Spool {
   std::string root_;
   mutable std::mutex mu_;
   std::map<std::string, JobStatus> jobs_;  // by id (ids sort in submission order)
-  std::map<std::string, bool> cancel_;
+  std::set<std::string> cancel_;  // running jobs asked to stop
   int64_t next_seq_ = 1;
 };
 

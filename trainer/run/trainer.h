@@ -81,8 +81,8 @@ class Trainer {
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<Checkpointer> checkpointer_;
   int64_t step_ = 0;  // optimizer steps taken
-  int64_t saved_step_ = -1;
-  TrainObserver observer_;  // the step of the newest checkpoint this run wrote or resumed from
+  int64_t saved_step_ = -1;  // the step of the newest checkpoint this run wrote or resumed from
+  TrainObserver observer_;
   int64_t total_steps_ = 0;
 };
 
