@@ -48,16 +48,10 @@ class Daemon {
       FILE* f = freopen(log.c_str(), "a", stdout);
       (void)f;
       dup2(fileno(stdout), 2);
-      std::vector<std::string> args = {"mpirun", "--oversubscribe", "--bind-to", "none"};
-      if (getuid() == 0) args.push_back("--allow-run-as-root");
-      const std::vector<std::string> tail = {"-np",    std::to_string(ranks), test::neftune_bin(), "serve", "--spool",
-                                             spool,    "--listen",            "127.0.0.1:0",       "--poll-ms", "100"};
-      args.insert(args.end(), tail.begin(), tail.end());
-      args.insert(args.end(), extra.begin(), extra.end());
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execvp("mpirun", argv.data());
+      std::string cmd = "exec " + test::mpirun(ranks) + test::neftune_bin() + " serve --spool " + spool +
+                        " --listen 127.0.0.1:0 --poll-ms 100";  // exec: this process becomes mpirun
+      for (const auto& a : extra) cmd += " " + a;
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
     setpgid(pid_, pid_);

@@ -47,10 +47,9 @@ bash "$root/docker/make-base-image.sh" || rc=$?
 [ "$rc" -eq 0 ] || fail "docker/make-base-image.sh exited $rc"
 phase_end
 
-# 3. Can this machine start a container at all (with the flags build-and-run.sh uses)?
+# 3. Can this machine start a container at all (the base image, run the way build-and-run.sh runs one)?
 phase_start "container smoke test"
-if ! out=$(podman run --rm --pull never --runtime runc --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
-             debian:bookworm true 2>&1); then
+if ! out=$(bash "$root/docker/build-and-run.sh" --no-build --tag debian:bookworm -- true 2>&1); then
   skip "podman cannot run containers here: $out"
 fi
 phase_end
