@@ -3,9 +3,12 @@
 // and off, and achieved FLOP/s as a fraction of the matmul peak measured in the same run.
 //
 //   build/bin/bench_train [--dtype fp32|bf16] [--steps 8] [--dim 512] [--layers 8] [--seq 512] [--batch 4]
+//                         [--activation-checkpointing]
 //
 // Steps of the three contenders are interleaved (on, off, plain, on, off, plain, ...) and medians
-// reported, so machine noise hits all three alike.
+// reported, so machine noise hits all three alike. --activation-checkpointing adds a fourth, NEFTune on
+// with train.activation_checkpointing, and reports its step time and the peak of live tensor bytes a
+// step adds (counted by bench/counting_allocator.h) against the NEFTune-on run that keeps activations.
 #include <ATen/Parallel.h>
 
 #include <CLI/CLI.hpp>
@@ -15,8 +18,10 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <unistd.h>  // getpid
 
 #include "bench/bench_util.h"
+#include "bench/counting_allocator.h"
 #include "bench/plain_llama.h"
 #include "config/config.h"
 #include "distributed/world.h"
@@ -52,6 +57,7 @@ int main(int argc, char** argv) {
   CLI::App app{"neftune train throughput vs a plain LibTorch loop"};
   std::string dtype = "fp32";
   int steps = 8, threads = 0;
+  bool checkpointing = false;
   bench::ModelDims dims{512, 8, 8, 1376};
   int64_t seq = 512, batch = 4;
   app.add_option("--dtype", dtype)->check(CLI::IsMember({"fp32", "bf16"}));
@@ -60,6 +66,8 @@ int main(int argc, char** argv) {
   app.add_option("--seq", seq);
   app.add_option("--batch", batch);
   app.add_option("--threads", threads, "0 = all cores");
+  app.add_flag("--activation-checkpointing", checkpointing,
+               "also time a run with train.activation_checkpointing and compare peak tensor memory");
   CLI11_PARSE(app, argc, argv);
   const int64_t dim = dims.dim, layers = dims.layers, heads = dims.heads, hidden = dims.hidden;
 
@@ -69,28 +77,36 @@ int main(int argc, char** argv) {
   at::set_num_threads(dist::intra_op_threads(world, threads));
   const at::ScalarType st = dtype == "bf16" ? at::kBFloat16 : at::kFloat;
 
-  // Records whose responses fill the whole sequence (truncation keeps BOS + the template tail, then
-  // cuts the response), so every sample is `seq` tokens and nearly all of them carry loss.
   const fs::path dir = fs::temp_directory_path() / ("neftune-bench-" + std::to_string(getpid()));
   fs::create_directories(dir);
-  {
-    std::ofstream out(dir / "data.jsonl");
-    for (int i = 0; i < 64; ++i)
-      out << nlohmann::json{{"instruction", "Repeat."}, {"input", ""}, {"output", std::string(2 * seq, 'a' + i % 26)}}.dump()
-          << "\n";
-  }
-  auto make_config = [&](double alpha) {
+  bench::write_full_length_records((dir / "data.jsonl").string(), seq, 64);
+  // Installed before any trainer exists, so every tensor of theirs is counted.
+  bench::CountingAllocator* counter = checkpointing ? &bench::CountingAllocator::install() : nullptr;
+  auto make_config = [&](double alpha, bool recompute = false) {
     return config::parse_config(
         "", "bench",
         bench::concat(dims.overrides(),
-                      {"output_dir=" + (dir / ("run" + std::to_string(int(alpha)))).string(),
+                      {"output_dir=" + (dir / (recompute ? "ckpt" : "run" + std::to_string(int(alpha)))).string(),
                        "data.train=" + (dir / "data.jsonl").string(), "data.max_seq_len=" + std::to_string(seq),
                        "model.init.max_seq_len=" + std::to_string(seq), "model.dtype=" + dtype,
                        "distributed.param_dtype=" + dtype, "train.micro_batch_size=" + std::to_string(batch),
                        "train.max_steps=1000", "train.lr=1e-4", "neftune.alpha=" + std::to_string(alpha),
+                       std::string("train.activation_checkpointing=") + (recompute ? "true" : "false"),
                        "logging.level=warn", "logging.progress=off"}));
   };
   run::Trainer on(make_config(5.0), world), off(make_config(0.0), world);
+  std::unique_ptr<run::Trainer> ckpt = checkpointing ? std::make_unique<run::Trainer>(make_config(5.0, true), world) : nullptr;
+  // One step, and the most live tensor bytes it held above what was live when it began (activations,
+  // gathered units, gradients, temporaries; the model state that outlives the step is not counted).
+  std::vector<double> peak_on, peak_ckpt, t_ckpt;
+  auto measured_step = [&](run::Trainer& t, std::vector<double>& peaks) {
+    t.model().zero_grads();  // as the step begins by doing: last step's gradients are not counted as live
+    const int64_t before = counter ? counter->current() : 0;
+    if (counter) counter->reset_peak();
+    const run::StepStats s = t.train_step();
+    if (counter) peaks.push_back(static_cast<double>(counter->peak() - before) / 1e6);
+    return s;
+  };
 
   bench::PlainConfig pc;
   pc.dim = dim;
@@ -118,13 +134,15 @@ int main(int argc, char** argv) {
     on.train_step();
     off.train_step();
     plain_step();
+    if (ckpt) ckpt->train_step();
   }
   std::vector<double> t_on, t_off, t_plain;
   int64_t tokens = 0;
   for (int i = 0; i < steps; ++i) {
-    const run::StepStats s = on.train_step();
+    const run::StepStats s = measured_step(on, peak_on);
     t_on.push_back(s.seconds);
     tokens = s.tokens;
+    if (ckpt) t_ckpt.push_back(measured_step(*ckpt, peak_ckpt).seconds);
     t_off.push_back(off.train_step().seconds);
     t_plain.push_back(plain_step());
   }
@@ -173,6 +191,16 @@ int main(int argc, char** argv) {
                       {"achieved_gflops", achieved},
                       {"matmul_peak_gflops", peak},
                       {"fraction_of_matmul_peak", achieved / peak}};
+  if (ckpt) {
+    const double p_on = *std::max_element(peak_on.begin(), peak_on.end());
+    const double p_ckpt = *std::max_element(peak_ckpt.begin(), peak_ckpt.end());
+    r["activation_checkpointing"] = {{"step_s_on", median(t_ckpt)},
+                                     {"step_s_off", m_on},
+                                     {"step_time_ratio_on_vs_off", median(t_ckpt) / m_on},
+                                     {"step_peak_tensor_mb_on", p_ckpt},
+                                     {"step_peak_tensor_mb_off", p_on},
+                                     {"step_peak_tensor_ratio_on_vs_off", p_ckpt / p_on}};
+  }
   std::cout << r.dump(2) << std::endl;
   fs::remove_all(dir);
   dist::finalize_world();

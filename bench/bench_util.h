@@ -1,11 +1,13 @@
-// Helpers shared by the benchmark programs: timing, medians, and the model-size options with the
-// config overrides they turn into.
+// Helpers shared by the benchmark programs: timing, medians, the model-size options with the config
+// overrides they turn into, and full-length training records.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,15 @@ struct ModelDims {
 inline std::vector<std::string> concat(std::vector<std::string> overrides, const std::vector<std::string>& more) {
   overrides.insert(overrides.end(), more.begin(), more.end());
   return overrides;
+}
+
+// `n` Alpaca records (JSONL) whose responses fill the whole sequence: truncation keeps BOS + the template
+// tail, then cuts the response, so every sample is `seq` tokens and nearly all of them carry loss.
+inline void write_full_length_records(const std::string& path, int64_t seq, int n) {
+  std::ofstream out(path);
+  for (int i = 0; i < n; ++i)
+    out << nlohmann::json{{"instruction", "Repeat."}, {"input", ""}, {"output", std::string(2 * seq, 'a' + i % 26)}}.dump()
+        << "\n";
 }
 
 }  // namespace neftune::bench

@@ -22,6 +22,16 @@ if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
 else()
   set(NEFTUNE_TORCH_CUDA OFF)
 endif()
+include(NeftuneTorchCuda)
+neftune_torch_cuda_version(NEFTUNE_TORCH_CUDA_VERSION "${Torch_DIR}")
+# For the configure summary (CMakeLists.txt): "2.6.0 without CUDA", "2.11.0 with CUDA 13.0".
+if(NOT NEFTUNE_TORCH_CUDA)
+  set(NEFTUNE_TORCH_SUMMARY "${Torch_VERSION} without CUDA")
+elseif(NEFTUNE_TORCH_CUDA_VERSION)
+  set(NEFTUNE_TORCH_SUMMARY "${Torch_VERSION} with CUDA ${NEFTUNE_TORCH_CUDA_VERSION}")
+else()
+  set(NEFTUNE_TORCH_SUMMARY "${Torch_VERSION} with CUDA (version not found beside ${Torch_DIR})")
+endif()
 
 # NCCL backend: CUDA runtime + NCCL. Builds against a CPU LibTorch too (compile/link check); it can
 # only run where LibTorch has CUDA.
@@ -39,4 +49,30 @@ if(NOT NEFTUNE_WITH_NCCL STREQUAL "OFF")
   elseif(NEFTUNE_WITH_NCCL STREQUAL "ON")
     message(FATAL_ERROR "NEFTUNE_WITH_NCCL=ON but CUDA toolkit or NCCL not found (set CUDAToolkit_ROOT / NCCL_HOME)")
   endif()
+endif()
+# A CUDA LibTorch beside a CUDA toolkit of another major version fails here, not on the GPU node.
+if(NEFTUNE_TORCH_CUDA)
+  find_package(CUDAToolkit QUIET)
+  get_filename_component(_toolkit_dir "${CUDAToolkit_BIN_DIR}" DIRECTORY)
+  neftune_cuda_mismatch(_msg "${NEFTUNE_TORCH_CUDA_VERSION}" "${CUDAToolkit_VERSION}" "${_toolkit_dir}")
+  if(_msg)
+    message(FATAL_ERROR "${_msg}")
+  endif()
+endif()
+
+# The CUDA compile check: every translation unit of the CUDA flavour (NEFTUNE_TORCH_CUDA, the NCCL
+# backend) compiled against a LibTorch without CUDA libraries, i.e. its headers plus the CUDA toolkit's.
+# Build the object files only (`ninja $(ninja -t targets all | grep -o '^[^:]*\.o')`): nothing links.
+if(NEFTUNE_CUDA_COMPILE_CHECK)
+  if(NOT NEFTUNE_HAVE_NCCL)
+    message(FATAL_ERROR "NEFTUNE_CUDA_COMPILE_CHECK=ON needs the CUDA toolkit and NCCL (set CUDAToolkit_ROOT / "
+                        "NCCL_HOME) and NEFTUNE_WITH_NCCL other than OFF")
+  endif()
+  if(NOT NEFTUNE_TORCH_CUDA)
+    # A distribution's LibTorch ships c10/cuda but not the file its build generates beside it
+    # (c10/cuda/impl/cuda_cmake_macros.h, which only defines Windows export macros).
+    target_compile_definitions(neftune_torch INTERFACE NEFTUNE_TORCH_CUDA=1 C10_CUDA_NO_CMAKE_CONFIGURE_FILE=1)
+    target_include_directories(neftune_torch SYSTEM INTERFACE ${CUDAToolkit_INCLUDE_DIRS})
+  endif()
+  message(STATUS "neftune: CUDA compile check: the CUDA flavour compiles here (object files only, linking fails)")
 endif()

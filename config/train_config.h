@@ -113,6 +113,8 @@ struct TrainSection {
   LossNormalization loss_normalization = LossNormalization::token;
   int64_t eval_every_steps = 0;
   int64_t threads = 0;
+  bool activation_checkpointing = false;
+  bool tf32 = false;
 
   template <class V>
   void visit(V& v) {
@@ -134,6 +136,9 @@ struct TrainSection {
       "token: sum over real tokens / their count in the whole step | microbatch_mean: paper's mean per micro-batch / accumulation");
     v("eval_every_steps", eval_every_steps, "eval_loss every this many steps (and at the end); 0 = only at the end");
     v("threads", threads, "intra-op threads per rank; 0 = cores on this node / ranks on this node");
+    v("activation_checkpointing", activation_checkpointing,
+      "keep only each decoder layer's input in forward and recompute the layer in backward (less memory, ~1/3 more compute)");
+    v("tf32", tf32, "fp32 matmuls on NVIDIA GPUs use TF32 tensor cores (10-bit mantissa products); no effect on CPUs");
   }
 };
 
@@ -144,6 +149,7 @@ struct DistributedConfig {
   DType reduce_dtype = DType::fp32;
   bool prefetch = true;
   bool reduce_every_microbatch = true;
+  double timeout_s = 1800;
 
   template <class V>
   void visit(V& v) {
@@ -154,6 +160,8 @@ struct DistributedConfig {
     v("prefetch", prefetch, "start the next unit's all-gather while the current one computes");
     v("reduce_every_microbatch", reduce_every_microbatch,
       "true: reduce-scatter grads after every micro-batch (least memory) | false: once per step (least traffic)");
+    v("timeout_s", timeout_s,
+      "nccl: a collective unfinished after this many seconds (a dead or stuck rank) aborts every rank; 0 = wait forever");
   }
 };
 

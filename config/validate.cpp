@@ -78,6 +78,8 @@ void validate(const TrainConfig& c) {
   if (t.max_grad_norm && !(*t.max_grad_norm >= 0)) bad("train.max_grad_norm", "must be >= 0, or null/0 for no clipping");
   at_least("train.eval_every_steps", t.eval_every_steps, 0);
   at_least("train.threads", t.threads, 0);
+  if (!(c.distributed.timeout_s >= 0))
+    bad("distributed.timeout_s", "must be >= 0 (got " + str(c.distributed.timeout_s) + "); 0 waits forever");
 
   at_least("checkpoint.every_steps", c.checkpoint.every_steps, 0);
   at_least("checkpoint.keep_last", c.checkpoint.keep_last, 1);

@@ -20,7 +20,9 @@ struct TrainingComm {
   at::Device device = at::kCPU;
 };
 
-TrainingComm make_training_comm(World& world, config::Backend backend);
+// Collective over world.host: the ranks first agree whether every one of them can run NCCL, so they all
+// take the same branch (or all report the same error). `timeout_s` is the NCCL watchdog's limit.
+TrainingComm make_training_comm(World& world, config::Backend backend, double timeout_s);
 
 // True when this build can run the NCCL backend here (CUDA LibTorch, NCCL built, a GPU visible).
 bool nccl_available();

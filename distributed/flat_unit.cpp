@@ -2,6 +2,8 @@
 
 #include <c10/core/StorageImpl.h>
 
+#include <algorithm>
+
 namespace neftune::dist {
 namespace {
 
@@ -64,6 +66,22 @@ int UnitLayout::index_of(const std::string& param) const {
   return -1;
 }
 
+std::vector<IndexRange> UnitLayout::decay_ranges(int64_t begin, int64_t count) const {
+  std::vector<IndexRange> out;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!params[i].decay) continue;
+    const int64_t lo = std::max(offsets[i], begin) - begin;
+    const int64_t hi = std::min(offsets[i] + params[i].numel(), begin + count) - begin;
+    if (lo >= hi) continue;
+    if (!out.empty() && out.back().end == lo) {
+      out.back().end = hi;
+    } else {
+      out.push_back({lo, hi});
+    }
+  }
+  return out;
+}
+
 FlatUnit::FlatUnit(UnitLayout layout, Communicator& comm, ShardingOptions options)
     : layout_(std::move(layout)), comm_(comm), options_(options) {
   TORCH_CHECK(layout_.world_size == comm_.size(), "unit ", layout_.name, " laid out for world size ",
@@ -86,13 +104,6 @@ bool FlatUnit::aliases_master() const {
 bool FlatUnit::keeps_full() const { return replicated() || comm_.size() == 1; }
 
 int64_t FlatUnit::shard_offset() const { return replicated() ? 0 : comm_.rank() * layout_.shard_numel(); }
-
-at::Tensor FlatUnit::decay_mask() const {
-  at::Tensor mask = at::zeros({layout_.padded_numel}, at::kFloat);
-  for (size_t i = 0; i < layout_.params.size(); ++i)
-    if (layout_.params[i].decay) mask.narrow(0, layout_.offsets[i], layout_.params[i].numel()).fill_(1.0);
-  return mask.narrow(0, shard_offset(), shard_.numel()).to(options_.device);
-}
 
 FlatUnit::Slice FlatUnit::local_slice(const std::string& name) const {
   const int i = layout_.index_of(name);

@@ -29,6 +29,12 @@ struct ParamSpec {
   int64_t numel() const;
 };
 
+// Indices [begin, end) of a flat tensor.
+struct IndexRange {
+  int64_t begin = 0, end = 0;
+  bool operator==(const IndexRange& o) const { return begin == o.begin && end == o.end; }
+};
+
 struct UnitLayout {
   std::string name;
   std::vector<ParamSpec> params;
@@ -40,6 +46,9 @@ struct UnitLayout {
   static UnitLayout make(std::string name, std::vector<ParamSpec> params, int64_t world_size);
   int64_t shard_numel() const { return padded_numel / world_size; }
   int index_of(const std::string& param) const;  // -1 if absent
+  // Where AdamW weight decay applies in the flat values [begin, begin + count): the intervals covered
+  // by parameters with decay = true (never padding), relative to begin, ascending, adjacent ones merged.
+  std::vector<IndexRange> decay_ranges(int64_t begin, int64_t count) const;
 };
 
 struct ShardingOptions {
@@ -64,8 +73,8 @@ class FlatUnit {
   at::Tensor& params() { return shard_; }
   at::Tensor& grads();
   void mark_params_changed() { stale_ = true; }
-  // 1 where weight decay applies, 0 elsewhere (padding included), same shape as params().
-  at::Tensor decay_mask() const;
+  // Where AdamW weight decay applies in params() (UnitLayout::decay_ranges of this rank's values).
+  std::vector<IndexRange> decay_ranges() const { return layout_.decay_ranges(shard_offset(), shard_.numel()); }
   // Offset of params()[0] in the flat buffer.
   int64_t shard_offset() const;
 

@@ -3,12 +3,17 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include "distributed/check.h"
 
 #ifdef NEFTUNE_TORCH_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -67,38 +72,55 @@ cudaStream_t compute_stream(int device) {
 #endif
 }
 
-// Tells LibTorch's caching allocator that `t` is in use on `stream`, so its memory is not reused
-// before the collective finishes.
-void record_stream(const at::Tensor& t, cudaStream_t stream, int device) {
-#ifdef NEFTUNE_TORCH_CUDA
-  c10::cuda::CUDACachingAllocator::recordStream(
-      t.storage().data_ptr(), c10::cuda::getStreamFromExternal(stream, static_cast<c10::DeviceIndex>(device)));
-#else
-  (void)t, (void)stream, (void)device;
-#endif
-}
+using Clock = std::chrono::steady_clock;
+
+// One collective queued on the NCCL stream: its completion event, and the tensors it reads and writes.
+// The tensors are held until the compute stream has been ordered after the event (Work::wait()), so
+// their memory returns to LibTorch's caching allocator only when reusing it on the compute stream is
+// safe. (record_stream is not used: it is ignored for memory the allocator did not hand out, and for
+// the rest it defers every free until the NCCL stream catches up, which makes the allocator reserve
+// new blocks while the host runs ahead.)
+struct Flight {
+  Flight(const char* op, int64_t bytes) : op(op), bytes(bytes), issued(Clock::now()) {
+    NEFTUNE_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming | cudaEventBlockingSync));
+  }
+  ~Flight() { cudaEventDestroy(done); }
+  Flight(const Flight&) = delete;
+  Flight& operator=(const Flight&) = delete;
+
+  const char* op;
+  int64_t bytes;
+  Clock::time_point issued;
+  cudaEvent_t done = nullptr;
+};
 
 class NcclWork final : public Work {
  public:
-  NcclWork(cudaEvent_t done, int device, at::Tensor a, at::Tensor b)
-      : done_(done), device_(device), a_(std::move(a)), b_(std::move(b)) {}
-  ~NcclWork() override { cudaEventDestroy(done_); }
-  bool test() override { return cudaEventQuery(done_) == cudaSuccess; }
+  NcclWork(std::shared_ptr<Flight> flight, int device, at::Tensor a, at::Tensor b)
+      : flight_(std::move(flight)), device_(device), a_(std::move(a)), b_(std::move(b)) {}
+  // A handle dropped without wait() still orders the compute stream before its tensors are released.
+  ~NcclWork() override {
+    if (flight_) cudaStreamWaitEvent(compute_stream(device_), flight_->done, 0);
+  }
+  bool test() override { return !flight_ || cudaEventQuery(flight_->done) == cudaSuccess; }
   void wait() override {
-    NEFTUNE_CUDA_CHECK(cudaStreamWaitEvent(compute_stream(device_), done_, 0));
+    if (!flight_) return;
+    NEFTUNE_CUDA_CHECK(cudaStreamWaitEvent(compute_stream(device_), flight_->done, 0));
+    flight_.reset();
     a_.reset();
     b_.reset();
   }
 
  private:
-  cudaEvent_t done_;
+  std::shared_ptr<Flight> flight_;
   int device_;
   at::Tensor a_, b_;
 };
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(Communicator& host, int device) : device_(device), rank_(host.rank()), size_(host.size()) {
+  NcclCommunicator(Communicator& host, int device, const NcclOptions& options)
+      : device_(device), rank_(host.rank()), size_(host.size()), options_(options) {
     NEFTUNE_CUDA_CHECK(cudaSetDevice(device_));
     ncclUniqueId id;
     std::memset(&id, 0, sizeof id);
@@ -109,9 +131,24 @@ class NcclCommunicator final : public Communicator {
     std::memcpy(&id, bytes.data_ptr(), sizeof id);
     NEFTUNE_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_), comm_);
     NEFTUNE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    watchdog_ = std::thread([this] { watch(); });
   }
   ~NcclCommunicator() override {
-    if (comm_) ncclCommDestroy(comm_);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (watchdog_.joinable()) watchdog_.join();
+    // Unwinding from an error that only this rank may have seen: the peers can be blocked in a
+    // collective, and ncclCommDestroy would wait for them. Abort the communicator instead.
+    if (comm_) {
+      if (std::uncaught_exceptions() > 0) {
+        ncclCommAbort(comm_);
+      } else {
+        ncclCommDestroy(comm_);
+      }
+    }
     if (stream_) cudaStreamDestroy(stream_);
   }
   int rank() const override { return rank_; }
@@ -124,11 +161,11 @@ class NcclCommunicator final : public Communicator {
     check_cuda_contiguous(in, "all_gather input");
     TORCH_CHECK(out.numel() == in.numel() * size_ && out.scalar_type() == in.scalar_type(),
                 "all_gather: out must be size * in.numel() elements of the same dtype");
-    begin({out, in});
+    begin();
     NEFTUNE_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), static_cast<size_t>(in.numel()), nccl_type(in),
                                      comm_, stream_),
                        comm_);
-    return end(out, in);
+    return end("all_gather", out, in);
   }
 
   WorkPtr reduce_scatter(const at::Tensor& out, const at::Tensor& in) override {
@@ -136,29 +173,29 @@ class NcclCommunicator final : public Communicator {
     check_cuda_contiguous(in, "reduce_scatter input");
     TORCH_CHECK(in.numel() == out.numel() * size_ && out.scalar_type() == in.scalar_type(),
                 "reduce_scatter: in must be size * out.numel() elements of the same dtype");
-    begin({out, in});
+    begin();
     NEFTUNE_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), static_cast<size_t>(out.numel()),
                                          nccl_type(in), ncclSum, comm_, stream_),
                        comm_);
-    return end(out, in);
+    return end("reduce_scatter", out, in);
   }
 
   WorkPtr all_reduce(const at::Tensor& t, ReduceOp op) override {
     check_cuda_contiguous(t, "all_reduce tensor");
-    begin({t});
+    begin();
     NEFTUNE_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
                                      nccl_op(op), comm_, stream_),
                        comm_);
-    return end(t, at::Tensor());
+    return end("all_reduce", t, at::Tensor());
   }
 
   WorkPtr broadcast(const at::Tensor& t, int root) override {
     check_cuda_contiguous(t, "broadcast tensor");
-    begin({t});
+    begin();
     NEFTUNE_NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root,
                                      comm_, stream_),
                        comm_);
-    return end(t, at::Tensor());
+    return end("broadcast", t, at::Tensor());
   }
 
   void barrier() override {
@@ -168,32 +205,98 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  // The collective starts only after what the compute stream has queued (the inputs are ready).
-  void begin(std::initializer_list<at::Tensor> tensors) {
+  // Before queueing a collective: bound what is in flight, then order the NCCL stream after the work
+  // already queued on the compute stream (the inputs are ready).
+  void begin() {
+    limit_in_flight();
     cudaEvent_t ready;
     NEFTUNE_CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
     NEFTUNE_CUDA_CHECK(cudaEventRecord(ready, compute_stream(device_)));
     NEFTUNE_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready, 0));
     NEFTUNE_CUDA_CHECK(cudaEventDestroy(ready));
-    for (const auto& t : tensors) record_stream(t, stream_, device_);
   }
-  WorkPtr end(at::Tensor a, at::Tensor b) {
-    cudaEvent_t done;
-    NEFTUNE_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
-    NEFTUNE_CUDA_CHECK(cudaEventRecord(done, stream_));
-    return std::make_unique<NcclWork>(done, device_, std::move(a), std::move(b));
+  WorkPtr end(const char* op, at::Tensor a, at::Tensor b) {
+    const int64_t bytes = a.numel() * a.element_size();
+    auto flight = std::make_shared<Flight>(op, bytes);
+    NEFTUNE_CUDA_CHECK(cudaEventRecord(flight->done, stream_));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      in_flight_.push_back(flight);
+    }
+    return std::make_unique<NcclWork>(std::move(flight), device_, std::move(a), std::move(b));
+  }
+
+  // The host may queue at most kMaxInFlight collectives ahead of the GPU (two FSDP units' worth: an
+  // all-gather and a reduce-scatter each), as PyTorch FSDP's limit_all_gathers does. Without a bound
+  // the host queues every layer's gather within milliseconds and each gathered buffer is allocated long
+  // before it is used.
+  static constexpr size_t kMaxInFlight = 4;
+  void limit_in_flight() {
+    for (;;) {
+      std::shared_ptr<Flight> oldest;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        while (!in_flight_.empty() && cudaEventQuery(in_flight_.front()->done) == cudaSuccess) in_flight_.pop_front();
+        if (in_flight_.size() < kMaxInFlight) return;
+        oldest = in_flight_.front();
+      }
+      // A peer that never arrives leaves this wait to the watchdog, which aborts every rank.
+      NEFTUNE_CUDA_CHECK(cudaEventSynchronize(oldest->done));
+    }
+  }
+
+  // The watchdog thread: NCCL reports a failed peer or network only through ncclCommGetAsyncError, and
+  // a collective whose peer died never completes. Either way the communicator is aborted (so no rank
+  // stays blocked inside NCCL) and every rank is taken down.
+  void watch() {
+    const auto poll = std::chrono::milliseconds(options_.poll_ms);
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+      wake_.wait_for(lock, poll, [this] { return stopping_; });
+      if (stopping_) return;
+      while (!in_flight_.empty() && cudaEventQuery(in_flight_.front()->done) == cudaSuccess) in_flight_.pop_front();
+      ncclResult_t async = ncclSuccess;
+      const ncclResult_t rc = ncclCommGetAsyncError(comm_, &async);
+      std::string failure;
+      if (rc != ncclSuccess) {
+        failure = std::string("ncclCommGetAsyncError failed: ") + ncclGetErrorString(rc);
+      } else if (async != ncclSuccess && async != ncclInProgress) {
+        const char* last = ncclGetLastError(comm_);
+        failure = std::string("NCCL reported an asynchronous error: ") + ncclGetErrorString(async) +
+                  (last && *last ? std::string(" (") + last + ")" : std::string());
+      } else if (options_.timeout_s > 0 && !in_flight_.empty()) {
+        const Flight& f = *in_flight_.front();
+        const double waited = std::chrono::duration<double>(Clock::now() - f.issued).count();
+        if (waited > options_.timeout_s)
+          failure = std::string(f.op) + " of " + std::to_string(f.bytes) + " bytes has not completed after " +
+                    std::to_string(static_cast<int64_t>(waited)) + " s (distributed.timeout_s " +
+                    std::to_string(static_cast<int64_t>(options_.timeout_s)) +
+                    "): a rank died or is stuck; aborting every rank";
+      }
+      if (!failure.empty()) {
+        ncclCommAbort(comm_);
+        comm_ = nullptr;
+        fatal(__FILE__, __LINE__, "nccl backend: " + failure);
+      }
+    }
   }
 
   int device_;
   int rank_, size_;
+  NcclOptions options_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  std::mutex mutex_;  // guards in_flight_ and stopping_
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Flight>> in_flight_;
+  bool stopping_ = false;
+  std::thread watchdog_;
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, int device_index) {
-  return std::make_unique<NcclCommunicator>(host, device_index);
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, int device_index, const NcclOptions& options) {
+  return std::make_unique<NcclCommunicator>(host, device_index, options);
 }
 
 }  // namespace neftune::dist

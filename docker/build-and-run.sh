@@ -9,8 +9,11 @@
 #         mpirun -np 2 neftune train config/examples/quickstart.yaml
 #   -v SRC:DST[:OPTS]  bind-mount a host path (repeatable); -e VAR=VALUE  set a variable (repeatable)
 #   --tag NAME         image name (default localhost/neftune:cpu)
+#   --suite SUITE      Debian release of the base image (default bookworm; trixie = Debian 13, LibTorch 2.6)
+#   --build-arg K=V    a build argument of Dockerfile.cpu (repeatable), e.g. CMAKE_ARGS="..." or KEEP_BUILD=1
+#   --target STAGE     build only up to this stage (deps = the packages alone)
 #   --no-build         run the existing image without building
-#   --base             make the local debian:bookworm base first when missing (docker/make-base-image.sh)
+#   --base             make the local debian:SUITE base first when missing (docker/make-base-image.sh)
 # Environment: NEFTUNE_CONTAINER_TOOL=podman (default) | buildah.
 #
 # Why these flags (Debian 12 podman 4.3 / buildah 1.28, hybrid cgroups, root without CAP_SYS_RESOURCE):
@@ -25,18 +28,23 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tool=${NEFTUNE_CONTAINER_TOOL:-podman}
 tag=localhost/neftune:cpu
+suite=bookworm
 build=1
 base=0
 mounts=()
 envs=()
+build_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -v) mounts+=(-v "$2"); shift 2 ;;
     -e) envs+=(-e "$2"); shift 2 ;;
     --tag) tag=$2; shift 2 ;;
+    --suite) suite=$2; shift 2 ;;
+    --build-arg) build_args+=(--build-arg "$2"); shift 2 ;;
+    --target) build_args+=(--target "$2"); shift 2 ;;
     --no-build) build=0; shift ;;
     --base) base=1; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     --) shift; break ;;
     -*) echo "build-and-run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) break ;;
@@ -49,12 +57,13 @@ case "$tool" in
 esac
 
 if [ "$base" -eq 1 ]; then
-  NEFTUNE_CONTAINER_TOOL=$tool bash "$root/docker/make-base-image.sh"
+  NEFTUNE_CONTAINER_TOOL=$tool bash "$root/docker/make-base-image.sh" --suite "$suite"
 fi
 
 if [ "$build" -eq 1 ]; then
   t0=$SECONDS
-  build_flags=(--format docker --isolation chroot --layers -f "$root/docker/Dockerfile.cpu" -t "$tag")
+  build_flags=(--format docker --isolation chroot --layers -f "$root/docker/Dockerfile.cpu" -t "$tag"
+               --build-arg "SUITE=$suite" ${build_args[@]+"${build_args[@]}"})
   if [ "$tool" = buildah ]; then
     buildah bud "${build_flags[@]}" "$root"
   else

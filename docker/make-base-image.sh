@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Makes the local base image `debian:bookworm` (docker.io/library/debian:bookworm) with debootstrap
-# from the host's own Debian apt mirror, for machines that can reach that mirror but no container
-# registry. Does nothing when the image already exists: re-importing it would give it a new ID and
-# invalidate every cached layer built on it (use --force to remake it anyway).
+# Makes the local base image `debian:SUITE` (docker.io/library/debian:SUITE, default bookworm) with
+# debootstrap from the host's own Debian apt mirror, for machines that can reach that mirror but no
+# container registry. Does nothing when the image already exists: re-importing it would give it a new ID
+# and invalidate every cached layer built on it (use --force to remake it anyway).
 #
-# Usage: docker/make-base-image.sh [--force]
+# Usage: docker/make-base-image.sh [--suite SUITE] [--force]
+#   --suite SUITE  the Debian release to bootstrap: bookworm (default) or trixie (Debian 13, LibTorch 2.6)
 #   NEFTUNE_DEBIAN_MIRROR / NEFTUNE_DEBIAN_SECURITY_MIRROR override the mirrors read from the host's
-#   /etc/apt/sources.list{,.d/*} (default when neither says: deb.debian.org / security.debian.org).
+#   /etc/apt/sources.list{,.d/*}. A suite the host does not list uses the mirror of the suite it does
+#   list (one Debian mirror serves every release); default when neither says: deb.debian.org /
+#   security.debian.org.
 #   NEFTUNE_CONTAINER_TOOL=buildah imports with buildah instead of podman.
 # Exit codes: 0 done (or already there), 1 failure, 3 this machine cannot do it (not root, no
 # debootstrap/podman, mirror unreachable): callers such as tests/docker treat 3 as "skip".
@@ -15,16 +18,21 @@
 # is deleted: never commit it, nor write the mirror's address into the repository.
 set -euo pipefail
 
-image=docker.io/library/debian:bookworm
 suite=bookworm
 force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "make-base-image.sh: unknown option '$arg' (known: --force)" >&2; exit 2 ;;
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --suite) suite=${2:?--suite needs a Debian release name}; shift 2 ;;
+    --suite=*) suite=${1#--suite=}; shift ;;
+    --force) force=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "make-base-image.sh: unknown option '$1' (known: --suite SUITE, --force)" >&2; exit 2 ;;
   esac
 done
+case "$suite" in
+  *[!a-z]*|'') echo "make-base-image.sh: --suite takes a Debian release name such as trixie, not '$suite'" >&2; exit 2 ;;
+esac
+image=docker.io/library/debian:$suite
 
 cannot() { echo "make-base-image.sh: $*" >&2; exit 3; }
 tool=${NEFTUNE_CONTAINER_TOOL:-podman}
@@ -61,9 +69,12 @@ apt_sources() {
   done
 }
 pick() { apt_sources | awk -v s="$1" '$2 == s { sub(/\/+$/, "", $1); print $1; exit }'; }
+host_suite=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 mirror=${NEFTUNE_DEBIAN_MIRROR:-$(pick "$suite")}
+[ -n "$mirror" ] || [ -z "$host_suite" ] || mirror=$(pick "$host_suite")
 mirror=${mirror:-http://deb.debian.org/debian}
 security=${NEFTUNE_DEBIAN_SECURITY_MIRROR:-$(pick "$suite-security")}
+[ -n "$security" ] || [ -z "$host_suite" ] || security=$(pick "$host_suite-security")
 security=${security:-http://security.debian.org/debian-security}
 
 if command -v curl >/dev/null; then
@@ -75,7 +86,7 @@ work=$(mktemp -d /var/tmp/neftune-rootfs.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 rootfs=$work/rootfs
 t0=$SECONDS
-echo "[base-image] debootstrap --variant=minbase $suite (about 25 s, 200 MB)"
+echo "[base-image] debootstrap --variant=minbase $suite (about 30-60 s, 200 MB)"
 debootstrap --variant=minbase --components=main "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
   tail -n 30 "$work/debootstrap.log" >&2
   echo "make-base-image.sh: debootstrap failed" >&2

@@ -7,6 +7,7 @@
 
 #include "config/errors.h"
 #include "launch/commands.h"
+#include "trainer/run/device.h"
 #include "trainer/data/builtin_tasks.h"
 #include "trainer/data/examples.h"
 #include "trainer/model/llama.h"
@@ -21,6 +22,7 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
     bool generate = false, json = false;
     run::GenerateOptions gen;
     int threads = 0;
+    std::string device = "auto";
   };
   auto o = std::make_shared<Opts>();
   o->gen.max_new_tokens = 64;
@@ -38,14 +40,17 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
   cmd->add_option("--repetition-penalty", o->gen.repetition_penalty, "for generated answers")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   cmd->add_option("--threads", o->threads, "intra-op threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("--device", o->device, kDeviceHelp)->capture_default_str();
   cmd->add_flag("--json", o->json, "print the report as JSON");
   return [o, &world]() {
     if (world.rank != 0) return kExitOk;
     if (o->threads > 0) at::set_num_threads(o->threads);
     if (o->batch_size < 1 || o->max_seq_len < 8 || o->max_samples < 0)
       throw UserError("eval: --batch-size >= 1, --max-seq-len >= 8 and --max-samples >= 0 are required");
-    const model::LlamaModel m =
-        model::LlamaModel::load(o->model, o->dtype == "bf16" ? at::kBFloat16 : at::kFloat, at::kCPU);
+    const at::Device device = run::parse_device(o->device);
+    const at::ScalarType dtype = o->dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+    run::set_fp32_matmul_precision(device, dtype, /*tf32=*/false);
+    const model::LlamaModel m = model::LlamaModel::load(o->model, dtype, device);
     const auto tok = tok::load_tokenizer_from_model_dir(o->model);
     const bool builtin = o->data.empty();
     std::vector<data::Record> records;

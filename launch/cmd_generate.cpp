@@ -6,6 +6,7 @@
 
 #include "config/errors.h"
 #include "launch/commands.h"
+#include "trainer/run/device.h"
 #include "trainer/data/examples.h"
 #include "trainer/model/llama.h"
 #include "trainer/run/generate.h"
@@ -18,6 +19,7 @@ Action add_generate_command(CLI::App& app, dist::World& world) {
     run::GenerateOptions gen;
     bool raw = false, json = false;
     int threads = 0;
+    std::string device = "auto";
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate a response with an HF-format model (KV cache)");
@@ -32,13 +34,16 @@ Action add_generate_command(CLI::App& app, dist::World& world) {
   cmd->add_option("--seed", o->gen.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   cmd->add_option("--threads", o->threads, "intra-op threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("--device", o->device, kDeviceHelp)->capture_default_str();
   cmd->add_flag("--raw", o->raw, "use the prompt as is (BOS + prompt), without the instruction template");
   cmd->add_flag("--json", o->json, R"(print {"prompt_ids": [...], "output_ids": [...], "text": "..."})");
   return [o, &world]() {
     if (world.rank != 0) return kExitOk;  // generation is a single-process job
     if (o->threads > 0) at::set_num_threads(o->threads);
-    const model::LlamaModel m =
-        model::LlamaModel::load(o->model, o->dtype == "bf16" ? at::kBFloat16 : at::kFloat, at::kCPU);
+    const at::Device device = run::parse_device(o->device);
+    const at::ScalarType dtype = o->dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+    run::set_fp32_matmul_precision(device, dtype, /*tf32=*/false);
+    const model::LlamaModel m = model::LlamaModel::load(o->model, dtype, device);
     const auto tok = tok::load_tokenizer_from_model_dir(o->model);
     const std::vector<int32_t> prompt =
         o->raw ? tok->encode(o->prompt, true) : data::prompt_ids(*tok, o->prompt, o->input);

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages neftune needs to build and test, when they are missing.
+# Installs the Debian packages neftune needs to build and test, when they are missing. The names are the
+# same on Debian 12 (bookworm: LibTorch 1.13, Open MPI 4.1) and Debian 13 (trixie: LibTorch 2.6,
+# Open MPI 5.0); tests/docker/test_torch2.sh installs them in a Debian 13 image.
 # Usage: launch/setup.sh [--slurm] [--container]
 #   --slurm      also install slurm-wlm + munge (for the Slurm tests)
 #   --container  also install podman/buildah/debootstrap (for the Docker image test)
@@ -19,7 +21,7 @@ for arg in "$@"; do
   case "$arg" in
     --slurm) pkgs+=(slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge) ;;
     --container) pkgs+=(podman buildah runc debootstrap) ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (known: --slurm --container)" >&2; exit 2 ;;
   esac
 done

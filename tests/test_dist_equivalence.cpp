@@ -22,15 +22,10 @@ struct RunResult {
 
 config::TrainConfig make_config(const std::string& out, int64_t accumulation, const std::string& sharding,
                                 bool reduce_every) {
-  return config::parse_config(
-      "", "test",
-      {"output_dir=" + out, "model.init.dim=32", "model.init.n_layers=2", "model.init.n_heads=4",
-       "model.init.n_kv_heads=2", "model.init.hidden_dim=48", "model.init.tie_embeddings=false",
-       "data.builtin_train_size=40", "data.builtin_eval_size=0", "data.max_seq_len=200", "train.micro_batch_size=2",
-       "train.accumulation_steps=" + std::to_string(accumulation), "train.max_steps=20", "train.lr=2e-3",
-       "train.weight_decay=0.01", "train.max_grad_norm=1.0", "neftune.alpha=5", "distributed.sharding=" + sharding,
-       std::string("distributed.reduce_every_microbatch=") + (reduce_every ? "true" : "false"), "logging.level=warn",
-       "logging.progress=off"});
+  return test::small_train_config(
+      out, {"train.accumulation_steps=" + std::to_string(accumulation), "train.max_steps=20", "train.max_grad_norm=1.0",
+            "distributed.sharding=" + sharding,
+            std::string("distributed.reduce_every_microbatch=") + (reduce_every ? "true" : "false")});
 }
 
 RunResult run(const config::TrainConfig& cfg, dist::World& w) {

@@ -107,6 +107,13 @@ TEST(Attention, Bf16SoftmaxEqualsFp32SoftmaxRoundedToBf16) {
   }
 }
 
+// The attention kernel is chosen at compile time from LibTorch's version macros; CMake passes the
+// version find_package(Torch) found, so a guard whose macro is undefined (a dead SDPA branch) fails here.
+TEST(Attention, BuildCompiledTheKernelItsLibTorchVersionHas) {
+  const std::string want = NEFTUNE_CMAKE_TORCH_MAJOR >= 2 ? "sdpa" : "explicit";
+  EXPECT_EQ(model::attention_path(), want) << "LibTorch " << NEFTUNE_CMAKE_TORCH_MAJOR << ".x";
+}
+
 TEST(ModelFixture, ShardedLossAndGradientsMatchFloat64Autograd) {
   NEFTUNE_REQUIRE_FIXTURE(dir, "stories260K");
   const json ref = test::read_json(dir + "/reference_grads.json");
@@ -121,7 +128,7 @@ TEST(ModelFixture, ShardedLossAndGradientsMatchFloat64Autograd) {
   const data::Batch b = data::collate({e}, {{0, 0}}, 0);
   ASSERT_EQ(b.n_targets, 11);
   const model::MicroResult r = m.forward_backward(b, 1.0 / 11.0, true, nullptr);
-  EXPECT_NEAR(r.loss_sum / 11.0, ref["loss"]["value"].get<double>(), 1e-5);
+  EXPECT_NEAR(r.loss_sum.item<double>() / 11.0, ref["loss"]["value"].get<double>(), 1e-5);
 
   std::map<std::string, at::Tensor> grads;
   for (auto* u : m.units())

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/config.h"
+
 namespace neftune::test {
 namespace fs = std::filesystem;
 
@@ -60,6 +62,27 @@ std::string mpirun(int np) {
   std::string cmd = "mpirun --oversubscribe --bind-to none";
   if (getuid() == 0) cmd += " --allow-run-as-root";
   return cmd + " -np " + std::to_string(np) + " ";
+}
+
+config::TrainConfig small_train_config(const std::string& output_dir, const std::vector<std::string>& extra) {
+  std::vector<std::string> sets = {"output_dir=" + output_dir,
+                                   "model.init.dim=32",
+                                   "model.init.n_layers=2",
+                                   "model.init.n_heads=4",
+                                   "model.init.n_kv_heads=2",
+                                   "model.init.hidden_dim=48",
+                                   "model.init.tie_embeddings=false",
+                                   "data.builtin_train_size=40",
+                                   "data.builtin_eval_size=0",
+                                   "data.max_seq_len=200",
+                                   "train.micro_batch_size=2",
+                                   "train.lr=2e-3",
+                                   "train.weight_decay=0.01",
+                                   "neftune.alpha=5",
+                                   "logging.level=warn",
+                                   "logging.progress=off"};
+  sets.insert(sets.end(), extra.begin(), extra.end());
+  return config::parse_config("", "test", sets);
 }
 
 void write_file(const std::string& path, const std::string& text) {

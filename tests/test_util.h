@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "config/train_config.h"
+
 namespace neftune::test {
 
 // ../shared (or $NEFTUNE_SHARED); nullopt when absent.
@@ -43,6 +45,10 @@ CommandResult run_command(const std::string& command);
 std::string neftune_bin();
 // "mpirun --oversubscribe --bind-to none [--allow-run-as-root] -np N " (root needs the flag).
 std::string mpirun(int np);
+
+// A 2-layer, d=32 random-init model (untied head) trained on 40 built-in samples, micro-batch 2, NEFTune
+// on, weight decay on, quiet logs; `extra` are more --set overrides (accumulation, steps, sharding...).
+config::TrainConfig small_train_config(const std::string& output_dir, const std::vector<std::string>& extra);
 
 void write_file(const std::string& path, const std::string& text);
 std::string read_file(const std::string& path);

@@ -53,7 +53,7 @@ double nice_step(double range, int n) {
 
 }  // namespace
 
-RunSummary summarize_run(const std::string& dir, int eval_samples) {
+RunSummary summarize_run(const std::string& dir, int eval_samples, const at::Device& device) {
   RunSummary r;
   r.dir = dir;
   r.label = fs::path(dir).filename().string();
@@ -100,7 +100,7 @@ RunSummary summarize_run(const std::string& dir, int eval_samples) {
   }
   if (builtin && eval_samples > 0 && r.status == "done") {
     const std::string final_dir = (fs::path(dir) / "final").string();
-    const auto m = model::LlamaModel::load(final_dir, at::kFloat);
+    const auto m = model::LlamaModel::load(final_dir, at::kFloat, device);
     const auto tok = tok::load_tokenizer_from_model_dir(final_dir);
     run::EvalReport e;
     run::GenerateOptions g;
@@ -140,9 +140,9 @@ void label_runs(std::vector<RunSummary>& runs) {
 
 }  // namespace
 
-std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples) {
+std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples, const at::Device& device) {
   std::vector<RunSummary> runs;
-  for (const auto& dir : dirs) runs.push_back(summarize_run(dir, eval_samples));
+  for (const auto& dir : dirs) runs.push_back(summarize_run(dir, eval_samples, device));
   label_runs(runs);
   return runs;
 }

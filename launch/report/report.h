@@ -3,6 +3,8 @@
 // SVG picture. Used by `neftune report RUN_DIR...` and by the daemon when a sweep completes.
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <optional>
 #include <string>
 #include <utility>
@@ -27,11 +29,11 @@ struct RunSummary {
 
 // Reads <dir>/metrics.jsonl and config.yaml; for runs on the built-in tasks with a final/ model, also
 // generates answers for `eval_samples` held-out tasks (0 = skip) for exact match and response length.
-RunSummary summarize_run(const std::string& dir, int eval_samples);
+RunSummary summarize_run(const std::string& dir, int eval_samples, const at::Device& device);
 
 // summarize_run for each directory, then each run labelled by the config keys whose values differ
 // between the runs.
-std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples);
+std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples, const at::Device& device);
 
 std::string report_markdown(const std::vector<RunSummary>& runs);
 std::string loss_curves_svg(const std::vector<RunSummary>& runs);

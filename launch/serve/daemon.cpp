@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "launch/report/report.h"
+#include "trainer/run/device.h"
 #include "launch/serve/quickstart_job.h"
 #include "trainer/run/stop_signal.h"
 #include "trainer/run/trainer.h"
@@ -38,7 +39,7 @@ json next_command(Spool& spool, const ServeOptions& o) {
 }
 
 void write_sweep_report(const Spool& spool, const std::string& sweep) {
-  report::write_report(report::summarize_runs(spool.sweep_outputs(sweep), 100), spool.report_dir(sweep));
+  report::write_report(report::summarize_runs(spool.sweep_outputs(sweep), 100, run::parse_device("auto")), spool.report_dir(sweep));
   spdlog::info("[serve] sweep {} complete: report in {}", sweep, spool.report_dir(sweep));
 }
 

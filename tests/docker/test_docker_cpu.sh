@@ -14,57 +14,18 @@ root=$(cd "${1:?usage: test_docker_cpu.sh REPO_ROOT}" && pwd)
 image=localhost/neftune:cpu
 steps=20
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
-timings=()
-phase_start() { phase=$1; t0=$(date +%s.%N); echo "=== $phase"; }
-phase_end() {
-  local dt
-  dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-  timings+=("$(printf '%-32s %7s s' "$phase" "$dt")")
-  echo "=== $phase: ${dt} s"
-}
-report() { [ ${#timings[@]} -eq 0 ] || { echo "--- phase times"; printf '  %s\n' "${timings[@]}"; }; }
-trap report EXIT
+# shellcheck source=tests/docker/common.sh
+source "$root/tests/docker/common.sh"
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (rootful podman/buildah and debootstrap)"
-
-# 1. Tools: installed by launch/setup.sh --container when missing.
-phase_start "tools"
-have_tools() { local c; for c in podman buildah runc debootstrap; do command -v "$c" >/dev/null || return 1; done; }
-if ! have_tools; then
-  bash "$root/launch/setup.sh" --container || skip "cannot install podman/buildah/runc/debootstrap (launch/setup.sh --container failed)"
-  have_tools || skip "podman/buildah/runc/debootstrap still missing after launch/setup.sh --container"
-fi
-echo "$(podman --version), $(buildah --version | cut -d' ' -f1-3), $(runc --version | head -n1)"
-phase_end
-
-# 2. Base image (kept between runs: its ID anchors the layer cache).
-phase_start "base image"
-rc=0
-bash "$root/docker/make-base-image.sh" || rc=$?
-[ "$rc" -eq 3 ] && skip "cannot make the debian:bookworm base image here (see the message above)"
-[ "$rc" -eq 0 ] || fail "docker/make-base-image.sh exited $rc"
-phase_end
-
-# 3. Can this machine start a container at all (the base image, run the way build-and-run.sh runs one)?
-phase_start "container smoke test"
-if ! out=$(bash "$root/docker/build-and-run.sh" --no-build --tag debian:bookworm -- true 2>&1); then
-  skip "podman cannot run containers here: $out"
-fi
-phase_end
+# 1-3. Tools, the debian:bookworm base image, a container that starts.
+container_setup bookworm
 
 work=$(mktemp -d /var/tmp/neftune-docker-test.XXXXXX)
 trap 'rm -rf "$work"; report' EXIT
 
-# 4. The image (podman build; layer-cached, so a second run with unchanged sources takes seconds). The
-#    full log goes to a file; the steps and their cache hits are shown, the log's tail on failure.
+# 4. The image (podman build, layer-cached).
 phase_start "image build"
-if ! bash "$root/docker/build-and-run.sh" --tag "$image" >"$work/build.log" 2>&1; then
-  tail -n 60 "$work/build.log"
-  fail "building docker/Dockerfile.cpu failed"
-fi
-grep -E '^STEP |^--> Using cache|^\[build-and-run\]' "$work/build.log" | cut -c1-120
+build_image "$work/build.log" --tag "$image"
 podman image inspect --format '{{.Id}} {{.Size}}' "$image" | awk '{ printf "image %.12s, %d MB\n", $1, $2 / 1e6 }'
 phase_end
 

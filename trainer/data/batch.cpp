@@ -28,7 +28,24 @@ Batch collate(const std::vector<Example>& examples, const std::vector<SamplePick
     b.n_tokens += n;
     b.n_targets += e.n_targets();
   }
+  // Computed here from the host copy, so the LM head never asks the device which positions have a loss.
+  std::vector<int64_t> rows, row_targets;
+  rows.reserve(static_cast<size_t>(b.n_targets));
+  row_targets.reserve(static_cast<size_t>(b.n_targets));
+  const int64_t* flat = b.targets.data_ptr<int64_t>();
+  for (int64_t r = 0; r < B * L; ++r) {
+    if (flat[r] == -100) continue;
+    rows.push_back(r);
+    row_targets.push_back(flat[r]);
+  }
+  b.target_rows = at::tensor(rows, at::kLong);
+  b.target_ids = at::tensor(row_targets, at::kLong);
   return b;
+}
+
+at::Tensor to_device(const at::Tensor& host, const at::Device& device) {
+  if (device.is_cpu()) return host;
+  return host.pin_memory().to(device, /*non_blocking=*/true);
 }
 
 }  // namespace neftune::data

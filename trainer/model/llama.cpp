@@ -1,5 +1,7 @@
 #include "trainer/model/llama.h"
 
+#include <torch/version.h>
+
 #include <cmath>
 #include <limits>
 
@@ -64,6 +66,14 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 }
 
 at::Tensor embed(const at::Tensor& table, const at::Tensor& ids) { return at::embedding(table, ids); }
+
+const char* attention_path() {
+#if TORCH_VERSION_MAJOR >= 2
+  return "sdpa";
+#else
+  return "explicit";
+#endif
+}
 
 namespace {
 

@@ -61,6 +61,9 @@ at::Tensor embed(const at::Tensor& table, const at::Tensor& ids);
 // filled when given.
 at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
                          int64_t pos0, at::Tensor* cache_k = nullptr, at::Tensor* cache_v = nullptr);
+// The attention kernel this build compiled: "sdpa" (at::scaled_dot_product_attention, LibTorch >= 2:
+// flash / memory-efficient kernels, no (B, H, L, L) scores) or "explicit" (matmul + softmax, LibTorch 1.x).
+const char* attention_path();
 // Final norm + LM head: (..., d) -> (..., V) in the compute dtype.
 at::Tensor lm_logits(const LlamaConfig& c, const at::Tensor& norm_weight, const at::Tensor& head_weight,
                      const at::Tensor& h);

@@ -57,27 +57,30 @@ void ShardedLlama::load(const HfCheckpoint& checkpoint) {
   }
 }
 
+at::Tensor ShardedLlama::layer(size_t u, const at::Tensor& x, bool grad) {
+  return decoder_layer(config_, LayerWeights::from(unit(u).views(grad)), x, rope_, 0);
+}
+
 void ShardedLlama::prefetch(size_t i) {
   if (prefetch_ && i < units_.size()) units_[i]->start_gather();
 }
 
-at::Tensor ShardedLlama::head_loss(const at::Tensor& x, const at::Tensor& targets, bool grad) {
+at::Tensor ShardedLlama::head_loss(const at::Tensor& x, const data::Batch& batch, bool grad) {
   // Only positions with a target go through the LM head: prompt and padding positions cost nothing.
-  const at::Tensor flat_targets = targets.reshape({-1});
-  const at::Tensor rows = flat_targets.ne(-100).nonzero().squeeze(1);
+  // The rows come from the host batch: no nonzero() on the device, which would wait for it.
+  const at::Tensor rows = data::to_device(batch.target_rows, options_.device);
   const at::Tensor h = x.reshape({-1, config_.hidden_size}).index_select(0, rows);  // (N, d)
   const std::vector<at::Tensor> hw = unit(head_index()).views(grad);
   const at::Tensor head_weight = config_.tie_word_embeddings ? unit(0).views(grad)[0] : hw[1];
   const at::Tensor logits = lm_logits(config_, hw[0], head_weight, h).to(at::kFloat);  // (N, V)
-  return at::cross_entropy_loss(logits, flat_targets.index_select(0, rows), {}, at::Reduction::Sum, -100);
+  return at::cross_entropy_loss(logits, data::to_device(batch.target_ids, options_.device), {}, at::Reduction::Sum);
 }
 
 MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss_scale, bool reduce,
                                            const std::function<at::Tensor(const at::Tensor&)>& embed_hook) {
   const bool full = options_.mode == config::Sharding::full;
   const size_t head = head_index();
-  const at::Tensor ids = batch.input_ids.to(options_.device);
-  const at::Tensor targets = batch.targets.to(options_.device);
+  const at::Tensor ids = data::to_device(batch.input_ids, options_.device);
 
   // ---- forward ----
   unit(0).finish_gather();
@@ -92,14 +95,19 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
     unit(u).finish_gather();
     prefetch(u + 1);
     inputs[u] = x.detach().requires_grad_(true);
-    outputs[u] = decoder_layer(config_, LayerWeights::from(unit(u).views(true)), inputs[u], rope_, 0);
-    x = outputs[u];
+    if (checkpointing_) {
+      // No graph: the layer's activations die here; backward runs it again from inputs[u].
+      at::NoGradGuard no_grad;
+      x = layer(u, inputs[u], false);
+    } else {
+      x = outputs[u] = layer(u, inputs[u], true);
+    }
     if (full) unit(u).release();
   }
   unit(head).finish_gather();
   if (config_.tie_word_embeddings) unit(0).gather();
   const at::Tensor head_in = x.detach().requires_grad_(true);
-  const at::Tensor loss_sum = head_loss(head_in, targets, true);
+  const at::Tensor loss_sum = head_loss(head_in, batch, true);
 
   // ---- backward ----
   if (head > 1) prefetch(head - 1);
@@ -125,6 +133,9 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
   for (size_t u = head - 1; u >= 1; --u) {
     unit(u).finish_gather();
     if (u > 1) prefetch(u - 1);
+    // Recomputed with grad on the re-gathered weights (only decoder layers: the embedding and its
+    // NEFTune noise never run twice).
+    if (checkpointing_) outputs[u] = layer(u, inputs[u], true);
     torch::autograd::backward({outputs[u]}, {g});
     g = inputs[u].grad();
     inputs[u] = outputs[u] = at::Tensor();
@@ -133,13 +144,13 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
   torch::autograd::backward({x0}, {g});
   reduce_and_free(unit(0));
   if (in_flight) in_flight->finish_reduce();
-  return {loss_sum.item<double>(), batch.n_targets};
+  return {loss_sum.detach(), batch.n_targets};
 }
 
 MicroResult ShardedLlama::evaluate(const data::Batch& batch) {
   at::NoGradGuard no_grad;
   const size_t head = head_index();
-  const at::Tensor ids = batch.input_ids.to(options_.device);
+  const at::Tensor ids = data::to_device(batch.input_ids, options_.device);
   unit(0).gather();
   prefetch(1);
   at::Tensor x = embed(unit(0).views(false)[0], ids);
@@ -152,10 +163,10 @@ MicroResult ShardedLlama::evaluate(const data::Batch& batch) {
   }
   unit(head).finish_gather();
   if (config_.tie_word_embeddings) unit(0).gather();
-  const at::Tensor loss_sum = head_loss(x, batch.targets.to(options_.device), false);
+  const at::Tensor loss_sum = head_loss(x, batch, false);
   unit(head).release();
   unit(0).release();
-  return {loss_sum.item<double>(), batch.n_targets};
+  return {loss_sum, batch.n_targets};
 }
 
 void ShardedLlama::zero_grads() {

@@ -5,7 +5,9 @@
 //   forward:  gather unit (prefetch next) -> run -> free (sharding: full)
 //   backward: re-gather (prefetch previous) -> backward -> reduce-scatter grads -> free
 //
-// The embedding's backward needs no weights (only the token ids), so it is never re-gathered.
+// The embedding's backward needs no weights (only the token ids), so it is never re-gathered. With
+// activation checkpointing a decoder layer runs without a graph in forward, and again with one right
+// after its re-gather in backward ("-> recompute -> backward").
 #pragma once
 
 #include <ATen/ATen.h>
@@ -23,7 +25,8 @@
 namespace neftune::model {
 
 struct MicroResult {
-  double loss_sum = 0;    // sum of token cross-entropies (before any scaling)
+  at::Tensor loss_sum;    // () fp32 on the model's device: sum of token cross-entropies (before any
+                          // scaling); read it with .item() only when needed (that waits for the device)
   int64_t n_targets = 0;  // tokens with a loss
 };
 
@@ -46,6 +49,12 @@ class ShardedLlama {
   // unsharded for the next micro-batch (distributed.reduce_every_microbatch: false).
   MicroResult forward_backward(const data::Batch& batch, double loss_scale, bool reduce,
                                const std::function<at::Tensor(const at::Tensor&)>& embed_hook);
+  // Activation checkpointing: forward keeps only each decoder layer's input, and backward recomputes
+  // the layer (after its re-gather) before back-propagating through it: about one more forward of the
+  // layers per micro-batch. Same kernels on the same inputs, so on the CPU the same gradients bit for
+  // bit (tested); where a GPU library picks its attention kernel by whether gradients are needed, the
+  // two forwards may differ by rounding.
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
   // Loss without gradients (eval).
   MicroResult evaluate(const data::Batch& batch);
   void zero_grads();
@@ -62,12 +71,16 @@ class ShardedLlama {
   dist::FlatUnit& unit(size_t i) { return *units_[i]; }
   size_t head_index() const { return units_.size() - 1; }
   void prefetch(size_t i);
-  at::Tensor head_loss(const at::Tensor& x, const at::Tensor& targets, bool grad);
+  // Decoder layer unit u on x (B, L, d), on its gathered weights (part of the graph when `grad`).
+  at::Tensor layer(size_t u, const at::Tensor& x, bool grad);
+  // Cross-entropy summed over the rows of x (B, L, d) that have a target (Batch::target_rows/_ids).
+  at::Tensor head_loss(const at::Tensor& x, const data::Batch& batch, bool grad);
 
   LlamaConfig config_;
   dist::Communicator& comm_;
   dist::ShardingOptions options_;
   bool prefetch_;
+  bool checkpointing_ = false;
   Rope rope_;
   std::vector<std::unique_ptr<dist::FlatUnit>> units_;
   std::vector<dist::FlatUnit*> unit_ptrs_;

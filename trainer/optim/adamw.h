@@ -1,6 +1,7 @@
 // AdamW (Loshchilov & Hutter) on flat fp32 shards, matching torch.optim.AdamW:
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
-//   p -= lr * wd * p * decay_mask                 (decoupled; never on norms, biases or padding)
+//   p -= lr * wd * p                              on the decay ranges only (decoupled; never on norms,
+//                                                 biases or padding)
 //   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
 // State exists only for the shard this rank owns.
 #pragma once
@@ -8,6 +9,9 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <vector>
+
+#include "distributed/flat_unit.h"
 
 namespace neftune::optim {
 
@@ -19,8 +23,9 @@ struct AdamWState {
   at::Tensor m, v;  // same shape as the shard
 };
 
-// One update of `param` in place. `step` is 1-based (the bias correction uses it).
-void adamw_update(at::Tensor& param, const at::Tensor& grad, AdamWState& state, const at::Tensor& decay_mask,
-                  double lr, int64_t step, const AdamWOptions& o);
+// One update of `param` in place. `step` is 1-based (the bias correction uses it). Weight decay applies
+// to the elements inside `decay_ranges` (ascending, disjoint, within param; FlatUnit::decay_ranges()).
+void adamw_update(at::Tensor& param, const at::Tensor& grad, AdamWState& state,
+                  const std::vector<dist::IndexRange>& decay_ranges, double lr, int64_t step, const AdamWOptions& o);
 
 }  // namespace neftune::optim

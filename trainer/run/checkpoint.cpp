@@ -28,13 +28,14 @@ constexpr int kFormatVersion = 1;
 const char* kTensorKinds[] = {"param", "exp_avg", "exp_avg_sq"};
 
 // Keys that may change when a run resumes (its length, its checkpointing and logging, how it is
-// sharded); anything else changes what is being trained and makes the checkpoint a different run's.
+// sharded, whether activations are recomputed); anything else changes what is being trained and makes the checkpoint a different run's.
 // The micro-batch split may change too, as long as the global batch (micro_batch_size x
 // accumulation_steps x ranks) stays the same: that is what resharding to another world size needs.
 bool may_change_on_resume(const std::string& key) {
   static const char* prefixes[] = {"output_dir",         "train.max_steps",        "train.epochs",
                                    "train.eval_every_steps", "train.threads",    "train.micro_batch_size",
-                                   "train.accumulation_steps", "checkpoint.",    "logging.",
+                                   "train.accumulation_steps", "train.activation_checkpointing",
+                                   "checkpoint.",        "logging.",
                                    "distributed.",       "data.eval",              "data.eval_max_samples"};
   for (const char* p : prefixes)
     if (key.rfind(p, 0) == 0) return true;

@@ -17,7 +17,7 @@ std::string trim(const std::string& s) {
 
 void eval_loss(const model::LlamaModel& model, const std::vector<data::Example>& examples, int32_t pad_id,
                int64_t batch_size, EvalReport& report) {
-  double loss = 0;
+  at::Tensor loss = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(model.device()));
   int64_t count = 0;
   for (size_t lo = 0; lo < examples.size(); lo += static_cast<size_t>(batch_size)) {
     std::vector<data::SamplePick> picks;
@@ -25,15 +25,15 @@ void eval_loss(const model::LlamaModel& model, const std::vector<data::Example>&
       picks.push_back({static_cast<int64_t>(i), 0});
     const data::Batch b = data::collate(examples, picks, pad_id);
     const at::Tensor logits = model.forward(b.input_ids);  // (B, L, V) fp32
-    const at::Tensor targets = b.targets.to(logits.device());
-    loss += at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
-                                   at::Reduction::Sum, -100)
-                .item<double>();
+    const at::Tensor targets = data::to_device(b.targets, logits.device());
+    loss.add_(at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
+                                     at::Reduction::Sum, -100)
+                  .to(at::kDouble));
     count += b.n_targets;
   }
   report.examples = static_cast<int64_t>(examples.size());
   report.target_tokens = count;
-  report.loss = count > 0 ? loss / static_cast<double>(count) : 0.0;
+  report.loss = count > 0 ? loss.item<double>() / static_cast<double>(count) : 0.0;
 }
 
 void eval_generation(const model::LlamaModel& model, const tok::Tokenizer& tok, const std::vector<data::Record>& records,

@@ -13,6 +13,7 @@
 #include "trainer/neftune.h"
 #include "trainer/optim/clip.h"
 #include "trainer/optim/schedule.h"
+#include "trainer/run/device.h"
 #include "trainer/run/logging.h"
 #include "trainer/run/progress.h"
 #include "trainer/run/stop_signal.h"
@@ -96,7 +97,7 @@ void Trainer::setup() {
   spdlog::info("[data] {}", describe(data_));
 
   dist::agree(host, [&] {
-    tc_ = dist::make_training_comm(world_, cfg_.distributed.backend);
+    tc_ = dist::make_training_comm(world_, cfg_.distributed.backend, cfg_.distributed.timeout_s);
     dist::ShardingOptions so;
     so.mode = cfg_.distributed.sharding;
     so.compute_dtype = to_dtype(cfg_.model.dtype);
@@ -104,7 +105,9 @@ void Trainer::setup() {
     so.reduce_dtype = to_dtype(cfg_.distributed.reduce_dtype);
     so.device = tc_.device;
     model_ = std::make_unique<model::ShardedLlama>(mcfg_, *tc_.comm, so, cfg_.distributed.prefetch);
+    model_->set_activation_checkpointing(cfg_.train.activation_checkpointing);
   });
+  set_fp32_matmul_precision(tc_.device, to_dtype(cfg_.model.dtype), cfg_.train.tf32);
   checkpointer_ = std::make_unique<Checkpointer>(cfg_, world_);
   const std::optional<std::string> resume = checkpointer_->select_resume();
   opt_state_.resize(model_->units().size());
@@ -127,7 +130,7 @@ void Trainer::setup() {
                world_.size, tc_.comm->backend(), tc_.device.str(), config::to_string(cfg_.distributed.sharding),
                model_->units().size(), shard_bytes / 1e6);
 
-  for (auto* u : model_->units()) decay_masks_.push_back(cfg_.train.weight_decay > 0 ? u->decay_mask() : at::Tensor());
+  for (auto* u : model_->units()) decay_ranges_.push_back(u->decay_ranges());
   sampler_ = std::make_unique<data::EpochSampler>(static_cast<int64_t>(data_.train.size()),
                                                   static_cast<uint64_t>(cfg_.train.seed));
   if (resume) sampler_->seek(progress.sampler_epoch, progress.sampler_position);
@@ -207,7 +210,10 @@ StepStats Trainer::train_step() {
   }
 
   model_->zero_grads();
-  double loss_sum = 0, mean_sum = 0;
+  // The losses stay on the device until the step is done: one device-to-host read per step, not one per
+  // micro-batch (each read waits for the device to finish everything queued before it).
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(tc_.device));
+  at::Tensor mean_sum = at::zeros_like(loss_sum);
   for (int64_t m = 0; m < accum; ++m) {
     const auto first = picks.begin() + (world_.rank * accum + m) * mbs;
     const data::Batch batch = data::collate(data_.train, {first, first + mbs}, tok_->pad_id());
@@ -219,10 +225,11 @@ StepStats Trainer::train_step() {
       noise = [&](const at::Tensor& e) { return add_neftune_noise(e, batch, static_cast<uint64_t>(t.seed), step, alpha); };
     const bool reduce = cfg_.distributed.reduce_every_microbatch || m == accum - 1;
     const model::MicroResult r = model_->forward_backward(batch, scale, reduce, noise);
-    loss_sum += r.loss_sum;
-    mean_sum += r.loss_sum / static_cast<double>(r.n_targets);
+    const at::Tensor micro = r.loss_sum.to(at::kDouble);
+    loss_sum.add_(micro);
+    mean_sum.add_(micro / static_cast<double>(r.n_targets));
   }
-  at::Tensor sums = at::tensor({loss_sum, mean_sum}, at::kDouble);
+  at::Tensor sums = at::stack({loss_sum, mean_sum}).cpu();
   world_.host->all_reduce(sums, dist::ReduceOp::sum)->wait();
   s.loss = token_norm ? sums[0].item<double>() / static_cast<double>(s.targets)
                       : sums[1].item<double>() / static_cast<double>(accum * world);
@@ -238,7 +245,7 @@ StepStats Trainer::train_step() {
   s.lr = optim::lr_at(step, total_steps_, t);
   const optim::AdamWOptions o{t.adam_beta1, t.adam_beta2, t.adam_eps, t.weight_decay};
   for (size_t i = 0; i < units.size(); ++i) {
-    optim::adamw_update(units[i]->params(), units[i]->grads(), opt_state_[i], decay_masks_[i], s.lr, step + 1, o);
+    optim::adamw_update(units[i]->params(), units[i]->grads(), opt_state_[i], decay_ranges_[i], s.lr, step + 1, o);
     units[i]->mark_params_changed();
   }
   step_ = step + 1;
@@ -256,7 +263,8 @@ double Trainer::evaluate() {
   for (int64_t i = world_.rank; i < n; i += world_.size) mine.push_back({i, 0});
   const int64_t per_rank = (n + world_.size - 1) / world_.size;
   const int64_t batches = (per_rank + mbs - 1) / mbs;
-  double loss = 0, count = 0;
+  at::Tensor loss = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(tc_.device));
+  double count = 0;
   for (int64_t b = 0; b < batches; ++b) {
     const int64_t lo = b * mbs, hi = std::min<int64_t>(lo + mbs, static_cast<int64_t>(mine.size()));
     const bool dummy = lo >= hi;
@@ -264,11 +272,11 @@ double Trainer::evaluate() {
         dummy ? std::vector<data::SamplePick>{{0, 0}} : std::vector<data::SamplePick>(mine.begin() + lo, mine.begin() + hi);
     const model::MicroResult r = model_->evaluate(data::collate(data_.eval, picks, tok_->pad_id()));
     if (!dummy) {
-      loss += r.loss_sum;
+      loss.add_(r.loss_sum.to(at::kDouble));
       count += static_cast<double>(r.n_targets);
     }
   }
-  at::Tensor sums = at::tensor({loss, count}, at::kDouble);
+  at::Tensor sums = at::stack({loss.cpu(), at::scalar_tensor(count, at::kDouble)});
   world_.host->all_reduce(sums, dist::ReduceOp::sum)->wait();
   const double eval_loss = sums[0].item<double>() / sums[1].item<double>();
   spdlog::info("[eval] step {}: eval_loss {:.4f} over {} held-out examples", step_, eval_loss, n);

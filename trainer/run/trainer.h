@@ -77,7 +77,7 @@ class Trainer {
   Datasets data_;
   std::unique_ptr<data::EpochSampler> sampler_;
   std::vector<optim::AdamWState> opt_state_;
-  std::vector<at::Tensor> decay_masks_;
+  std::vector<std::vector<dist::IndexRange>> decay_ranges_;  // per unit: where AdamW decays
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<Checkpointer> checkpointer_;
   int64_t step_ = 0;  // optimizer steps taken
