@@ -6,6 +6,8 @@
 #include <chrono>
 #include <filesystem>
 
+#include <ATen/Context.h>
+
 #include "tests/test_util.h"
 
 namespace neftune {
@@ -58,6 +60,21 @@ TEST(LaunchDist, BadInputUnderMpirunIsReportedByEveryRankAndExits2) {
   EXPECT_THAT(r.output, HasSubstr("[r0] [error]"));
   EXPECT_THAT(r.output, HasSubstr("[r1] [error]"));
   EXPECT_THAT(r.output, HasSubstr("duplicate key 'data'"));
+}
+
+// NCCL where no rank has a GPU: the ranks agree on it in a collective of their own before any NCCL id is
+// broadcast, so every rank reports the same error and exits 2 instead of one rank stopping alone.
+TEST(LaunchDist, NcclWithoutGpusIsReportedByEveryRankAndExits2) {
+  if (at::hasCUDA()) GTEST_SKIP() << "a GPU is visible: this case needs ranks without one";
+  TempDir d;
+  write_file(d / "c.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  const auto r = run_command("timeout 120 " + mpirun(2) + test::neftune_bin() + " train " + (d / "c.yaml") +
+                             " --set distributed.backend=nccl");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("[r0] [error]"));
+  EXPECT_THAT(r.output, HasSubstr("[r1] [error]"));
+  EXPECT_THAT(r.output, HasSubstr("2 of 2 rank(s) have none"));
+  EXPECT_FALSE(fs::exists(d / "out/final"));
 }
 
 TEST(LaunchDist, TwoRankRunWritesOneSetOfOutputs) {
