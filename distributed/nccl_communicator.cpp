@@ -236,13 +236,18 @@ class NcclCommunicator final : public Communicator {
       std::shared_ptr<Flight> oldest;
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        while (!in_flight_.empty() && cudaEventQuery(in_flight_.front()->done) == cudaSuccess) in_flight_.pop_front();
+        drop_completed();
         if (in_flight_.size() < kMaxInFlight) return;
         oldest = in_flight_.front();
       }
       // A peer that never arrives leaves this wait to the watchdog, which aborts every rank.
       NEFTUNE_CUDA_CHECK(cudaEventSynchronize(oldest->done));
     }
+  }
+
+  // Forgets the collectives that have completed, oldest first. The caller holds mutex_.
+  void drop_completed() {
+    while (!in_flight_.empty() && cudaEventQuery(in_flight_.front()->done) == cudaSuccess) in_flight_.pop_front();
   }
 
   // The watchdog thread: NCCL reports a failed peer or network only through ncclCommGetAsyncError, and
@@ -254,7 +259,7 @@ class NcclCommunicator final : public Communicator {
     while (!stopping_) {
       wake_.wait_for(lock, poll, [this] { return stopping_; });
       if (stopping_) return;
-      while (!in_flight_.empty() && cudaEventQuery(in_flight_.front()->done) == cudaSuccess) in_flight_.pop_front();
+      drop_completed();
       ncclResult_t async = ncclSuccess;
       const ncclResult_t rc = ncclCommGetAsyncError(comm_, &async);
       std::string failure;
