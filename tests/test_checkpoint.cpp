@@ -1,16 +1,22 @@
 // Checkpoints in one process: bit-exact resume (NEFTune noise, data order and epoch resampling
-// included), keep_last, damaged checkpoints ignored by auto and named when explicit, checkpoints of a
-// different model or run refused, export to HF format.
+// included), keep_last, damaged checkpoints ignored by auto and named when explicit (a flipped bit
+// found by the shard checksum), checkpoints of a different model or run refused, another run's
+// checkpoints never pruned or mixed with (--overwrite moves them aside), output_dir locked and checked,
+// export to HF format.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <filesystem>
 
 #include "config/config.h"
 #include "tests/test_util.h"
+#include "trainer/io/crc32c.h"
 #include "trainer/io/safetensors.h"
 #include "trainer/model/llama.h"
 #include "trainer/run/checkpoint.h"
+#include "trainer/run/run_dirs.h"
 #include "trainer/run/trainer.h"
 
 namespace neftune::run {
@@ -140,6 +146,103 @@ TEST(Checkpoint, RefusesADifferentModelOrRunAndTouchesNothing) {
   fs::remove(lying + "/rank-00000-of-00001.safetensors");
   EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / "x", {"checkpoint.resume=" + lying}), dist::world()); }),
               HasSubstr("rank-00000-of-00001.safetensors: missing rank file"));
+}
+
+std::vector<std::string> listing(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Before: a fresh run (resume: never, another seed) in the output_dir of a 5-step run exited 0, but
+// keep_last pruned its own step-1..3 because the old step-4/5 sorted as newer, and `latest` named a
+// deleted directory.
+TEST(Checkpoint, AFreshRunNeverPrunesOrMixesWithAnotherRunsCheckpoints) {
+  TempDir d;
+  const std::vector<std::string> every_step = {"checkpoint.every_steps=1", "checkpoint.keep_last=2"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.end(), every_step.begin(), every_step.end());
+    return cfg_for(d / "x", extra);
+  };
+  { Trainer(with({"train.max_steps=5"}), dist::world()).train(); }
+  const std::string ckpts = d / "x/checkpoints";
+  ASSERT_EQ(listing(ckpts), (std::vector<std::string>{"latest", "step-00000004", "step-00000005"}));
+  const std::string old_shard = test::read_file(ckpts + "/step-00000005/rank-00000-of-00001.safetensors");
+
+  const auto fresh = with({"train.max_steps=3", "checkpoint.resume=never", "train.seed=7"});
+  EXPECT_THAT(agreed_error([&] { Trainer t(fresh, dist::world()); }),
+              HasSubstr("holds checkpoints of another run (step-00000004, step-00000005) and this run starts fresh "
+                        "(checkpoint.resume: never): to continue that run, --set checkpoint.resume=auto"));
+  EXPECT_EQ(listing(ckpts), (std::vector<std::string>{"latest", "step-00000004", "step-00000005"}));
+  EXPECT_EQ(test::read_file(ckpts + "/step-00000005/rank-00000-of-00001.safetensors"), old_shard);
+
+  // --overwrite: the old checkpoints move aside, intact; the new run keeps (and prunes) only its own.
+  { Trainer(fresh, dist::world(), {/*overwrite=*/true}).train(); }
+  EXPECT_EQ(listing(ckpts), (std::vector<std::string>{"latest", "step-00000002", "step-00000003"}));
+  EXPECT_EQ(test::read_file(ckpts + "/latest"), "step-00000003\n");
+  std::vector<std::string> aside;
+  for (const auto& e : fs::directory_iterator(d / "x"))
+    if (e.path().filename().string().rfind("checkpoints.replaced-", 0) == 0) aside.push_back(e.path().string());
+  ASSERT_EQ(aside.size(), 1u);
+  EXPECT_EQ(listing(aside[0]), (std::vector<std::string>{"latest", "step-00000004", "step-00000005"}));
+  EXPECT_EQ(test::read_file(aside[0] + "/step-00000005/rank-00000-of-00001.safetensors"), old_shard);
+
+  // A checkpoint of another run dropped among a resumed run's own is refused too (never pruned).
+  fs::copy(aside[0] + "/step-00000004", ckpts + "/step-00000001", fs::copy_options::recursive);
+  EXPECT_THAT(agreed_error([&] { Trainer t(with({"train.max_steps=6", "train.seed=7"}), dist::world()); }),
+              HasSubstr("holds checkpoints of another run (step-00000001) and this run resumed from"));
+  EXPECT_TRUE(fs::exists(ckpts + "/step-00000001/meta.json"));
+}
+
+// Before: a checkpoint shard with a flipped bit resumed silently (a flipped exponent bit then stopped
+// training with "loss is nan"). Now meta.json records each shard file's size and CRC-32C.
+TEST(Checkpoint, AFlippedBitIsFoundByTheChecksumAndAutoFallsBackToThePreviousCheckpoint) {
+  TempDir d;
+  { Trainer(cfg_for(d / "r", {"checkpoint.every_steps=2", "train.max_steps=4"}), dist::world()).train(); }
+  const std::string newest = d / "r/checkpoints/step-00000004", file = newest + "/rank-00000-of-00001.safetensors";
+  // The checksum in meta.json is the file's CRC-32C, computed here by the table implementation.
+  const std::string bytes = test::read_file(file);
+  const auto meta = nlohmann::json::parse(test::read_file(newest + "/meta.json"));
+  EXPECT_EQ(meta["files"]["rank-00000-of-00001.safetensors"]["checksum"],
+            io::crc32c_text(io::crc32c_extend_portable(0, bytes.data(), bytes.size())));
+  EXPECT_EQ(meta["files"]["rank-00000-of-00001.safetensors"]["bytes"], bytes.size());
+  EXPECT_FALSE(meta["run_id"].get<std::string>().empty());
+
+  std::string flipped = bytes;
+  flipped[bytes.size() - 5] ^= 0x40;  // in the last tensor's data: the structure still validates
+  test::write_file(file, flipped);
+  EXPECT_THAT(agreed_error([&] {
+                Trainer t(cfg_for(d / "y", {"checkpoint.resume=" + newest}), dist::world());
+              }),
+              HasSubstr("rank-00000-of-00001.safetensors: corrupt: " + std::to_string(bytes.size()) + " bytes with crc32c:"));
+  EXPECT_THROW(validate_checkpoint(newest), io::CheckpointError);
+  Trainer t(cfg_for(d / "r", {"train.max_steps=4"}), dist::world());  // resume: auto
+  EXPECT_EQ(t.train_step().step, 3);
+}
+
+// Before: two runs started 0.5 s apart on one output_dir both exited 0 with interleaved metrics.jsonl.
+TEST(Checkpoint, OutputDirIsLockedAndCheckedBeforeAnyWork) {
+  TempDir d;
+  {
+    const DirLock held(d / "", "output_dir");  // what a running neftune holds on its output_dir
+    EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / ""), dist::world()); }),
+                HasSubstr("output_dir " + (d / "") + ": in use by another neftune run (pid " + std::to_string(::getpid())));
+  }
+  { Trainer t(cfg_for(d / ""), dist::world()); }  // released with its holder
+
+  test::write_file(d / "file", "x");
+  EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / "file"), dist::world()); }),
+              HasSubstr("output_dir " + (d / "file") + ": File exists (a file is in the way"));
+  EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / "file/sub"), dist::world()); }),
+              HasSubstr("output_dir " + (d / "file/sub") + ": "));
+  EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / std::string(300, 'n')), dist::world()); }),
+              HasSubstr("File name too long (a name in the path is too long"));
+  EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for("/proc/neftune-out"), dist::world()); }),
+              HasSubstr("output_dir /proc/neftune-out: "));
+  fs::create_directories(d / "l/checkpoints/latest");
+  EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / "l"), dist::world()); }),
+              HasSubstr("latest is not a file (neftune writes the newest checkpoint's name there): remove it"));
 }
 
 TEST(Checkpoint, ExportGathersShardsIntoHfFormat) {

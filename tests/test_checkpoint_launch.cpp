@@ -1,7 +1,7 @@
 // Checkpoints through the neftune binary: bit-exact resume under mpirun -np 2, resharding 2 -> 1,
 // 1 -> 4 and 4 -> 2, preemption by SIGTERM/SIGUSR1 (exit code 75, then resume), SIGKILL at random points
 // of checkpoint saves (the previous checkpoint survives and the run still ends bit-identical), and a
-// missing rank file reported by every rank.
+// missing rank file reported by every rank, and a second run on a locked output_dir refused by every rank.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -17,6 +17,7 @@
 #include "tests/test_util.h"
 #include "trainer/model/hf_checkpoint.h"
 #include "trainer/run/checkpoint.h"
+#include "trainer/run/run_dirs.h"
 
 namespace neftune {
 namespace {
@@ -124,6 +125,22 @@ TEST_F(CheckpointLaunch, MissingRankFileIsReportedByEveryRankWithoutAHang) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("rank-00001-of-00002.safetensors: missing rank file"));
   EXPECT_THAT(r.output, HasSubstr("[r1] [error]"));
+}
+
+// Another process (here: this test) holds output_dir's lock, as a running neftune does: a 2-rank run on
+// the same output_dir stops before any work, every rank with the same message, and writes nothing.
+TEST(CheckpointLocks, ASecondRunOnALockedOutputDirIsRefusedByEveryRank) {
+  TempDir d;
+  fs::create_directories(d / "r");
+  const run::DirLock held(d / "r", "output_dir");
+  test::write_file(d / "c.yaml", config(d / "r", 2));
+  const auto r = run_command(mpirun(2) + train_cmd(d / "c.yaml"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("output_dir " + (d / "r") + ": in use by another neftune run (pid " +
+                                  std::to_string(::getpid())));
+  EXPECT_THAT(r.output, HasSubstr("[r1] [error]"));
+  EXPECT_FALSE(fs::exists(d / "r/metrics.jsonl"));
+  EXPECT_FALSE(fs::exists(d / "r/checkpoints"));
 }
 
 TEST(CheckpointSignals, SigtermAndSigusr1CheckpointAndExit75ThenResume) {

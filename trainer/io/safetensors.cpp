@@ -10,6 +10,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "trainer/io/crc32c.h"
+
 namespace neftune::io {
 namespace {
 
@@ -181,6 +183,7 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<Decl> tensors
   write_all(fd_, len, 8, tmp_);
   write_all(fd_, text.data(), text.size(), tmp_);
   written_ = 8 + text.size();
+  crc_ = crc32c_extend(crc32c_extend(0, len, 8), text.data(), text.size());
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
@@ -200,6 +203,7 @@ void SafetensorsWriter::write(const std::string& name, const at::Tensor& value) 
   const size_t n = static_cast<size_t>(cpu.numel()) * cpu.element_size();
   write_all(fd_, cpu.data_ptr(), n, tmp_);
   written_ += n;
+  crc_ = crc32c_extend(crc_, cpu.data_ptr(), n);
   // Start the disk writing what is already in the page cache while the next tensors are copied in,
   // instead of all of it at the final fsync (non-blocking; finish() still fsyncs everything).
   constexpr uint64_t kWritebackChunk = 32ull << 20;

@@ -63,6 +63,9 @@ class SafetensorsWriter {
   ~SafetensorsWriter();
   void write(const std::string& name, const at::Tensor& value);  // converted to the declared dtype
   void finish();
+  // The CRC-32C and size of every byte written so far (the whole file after finish()).
+  uint32_t crc32c() const { return crc_; }
+  uint64_t bytes() const { return written_; }
 
  private:
   std::string path_, tmp_;
@@ -70,6 +73,7 @@ class SafetensorsWriter {
   size_t next_ = 0;
   int fd_ = -1;
   uint64_t written_ = 0, writeback_started_ = 0;  // bytes written / handed to the disk so far
+  uint32_t crc_ = 0;
 };
 
 // Writes all `tensors` (name -> tensor) to one file, sorted by name, like HF's save_file.

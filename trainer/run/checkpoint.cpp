@@ -6,15 +6,18 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <regex>
 #include <sstream>
 
 #include "config/config.h"
+#include "trainer/io/crc32c.h"
 #include "trainer/io/safetensors.h"
 
 namespace neftune::run {
@@ -62,9 +65,16 @@ struct UnitMeta {
   std::vector<std::pair<std::string, std::vector<int64_t>>> params;
 };
 
+struct FileSum {
+  uint64_t bytes = 0;
+  std::string crc;  // io::crc32c_text
+};
+
 struct Meta {
   int64_t step = 0, epoch = 0, position = 0, global_batch = 0;
   int world_size = 1, num_shards = 1;
+  std::string run_id;                    // "" in checkpoints written before run ids
+  std::map<std::string, FileSum> files;  // rank file -> size and checksum (empty before checksums)
   json model;
   std::vector<UnitMeta> units;
 };
@@ -95,6 +105,10 @@ Meta read_meta(const std::string& dir) {
     m.world_size = j.at("world_size").get<int>();
     m.global_batch = j.at("global_batch").get<int64_t>();
     m.num_shards = j.at("num_shards").get<int>();
+    m.run_id = j.value("run_id", "");
+    if (j.contains("files"))
+      for (const auto& [name, f] : j.at("files").items())
+        m.files[name] = {f.at("bytes").get<uint64_t>(), f.at("checksum").get<std::string>()};
     m.model = j.at("model");
     for (const auto& u : j.at("units")) {
       UnitMeta um;
@@ -181,10 +195,25 @@ std::vector<fs::path> checkpoints_newest_first(const fs::path& root) {
   return out;
 }
 
-}  // namespace
+// Every rank file's size and CRC-32C against meta.json, for the files q = rank, rank + size, ... (so the
+// ranks of a job share the reading). Checkpoints from before checksums have none to check.
+void verify_files(const std::string& dir, const Meta& m, int rank, int size) {
+  if (m.files.empty()) return;
+  for (int q = rank; q < m.num_shards; q += size) {
+    const std::string name = rank_file(q, m.num_shards);
+    const fs::path p = fs::path(dir) / name;
+    const auto it = m.files.find(name);
+    if (it == m.files.end()) throw CheckpointError((fs::path(dir) / "meta.json").string() + ": no checksum for " + name);
+    uint64_t bytes = 0;
+    const std::string crc = io::crc32c_text(io::crc32c_file(p.string(), &bytes));
+    if (bytes != it->second.bytes || crc != it->second.crc)
+      throw CheckpointError(p.string() + ": corrupt: " + std::to_string(bytes) + " bytes with " + crc + ", meta.json says " +
+                            std::to_string(it->second.bytes) + " bytes with " + it->second.crc);
+  }
+}
 
-void validate_checkpoint(const std::string& dir) {
-  const Meta m = read_meta(dir);
+// The structure: meta.json and every rank file with every tensor of the right size.
+void validate_structure(const std::string& dir, const Meta& m) {
   for (int q = 0; q < m.num_shards; ++q) {
     const fs::path p = fs::path(dir) / rank_file(q, m.num_shards);
     if (!fs::exists(p)) throw CheckpointError(p.string() + ": missing rank file (the checkpoint is incomplete)");
@@ -202,6 +231,45 @@ void validate_checkpoint(const std::string& dir) {
   }
 }
 
+std::string utc_stamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y%m%dT%H%M%SZ", &tm);
+  return b;
+}
+
+}  // namespace
+
+void validate_checkpoint(const std::string& dir) {
+  const Meta m = read_meta(dir);
+  validate_structure(dir, m);
+  verify_files(dir, m, 0, 1);
+}
+
+std::string move_checkpoints_aside(const std::string& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return "";
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("step-", 0) == 0 || n.rfind(".step-", 0) == 0 || n == "latest" || n == ".latest.tmp") entries.push_back(e.path());
+  }
+  if (entries.empty()) return "";
+  const std::string base = fs::path(root).lexically_normal().string();
+  std::string dest = (base.back() == '/' ? base.substr(0, base.size() - 1) : base) + ".replaced-" + utc_stamp();
+  if (fs::exists(dest)) {
+    int i = 2;
+    while (fs::exists(dest + "-" + std::to_string(i))) ++i;
+    dest += "-" + std::to_string(i);
+  }
+  fs::create_directories(dest);
+  for (const auto& e : entries) fs::rename(e, fs::path(dest) / e.filename());
+  io::fsync_path(dest);
+  io::fsync_path(root);
+  return dest;
+}
 Checkpointer::Checkpointer(const config::TrainConfig& cfg, dist::World& world)
     : cfg_(cfg),
       world_(world),
@@ -224,6 +292,8 @@ std::string Checkpointer::save(const TrainProgress& progress, model::ShardedLlam
       if (e.path().filename().string().rfind(".step-", 0) == 0) fs::remove_all(e.path());
     fs::create_directories(tmp);
   });
+  // This rank's file size and CRC-32C in slots 2q, 2q + 1 (exact in a double: < 2^53), summed onto rank 0.
+  at::Tensor sums = at::zeros({2 * static_cast<int64_t>(num_shards)}, at::kDouble);
   dist::agree(host, [&] {
     if (world_.rank >= num_shards) return;
     std::vector<io::SafetensorsWriter::Decl> decls;
@@ -242,7 +312,10 @@ std::string Checkpointer::save(const TrainProgress& progress, model::ShardedLlam
       w.write(tensor_name(u.layout().name, "exp_avg_sq"), st.v.defined() ? st.v : zeros);
     }
     w.finish();
+    sums[2 * world_.rank] = static_cast<double>(w.bytes());
+    sums[2 * world_.rank + 1] = static_cast<double>(w.crc32c());
   });
+  host.all_reduce(sums, dist::ReduceOp::sum)->wait();
   dist::agree(host, [&] {
     if (world_.rank != 0) return;
     json meta = {{"format", "neftune-checkpoint"},
@@ -254,9 +327,15 @@ std::string Checkpointer::save(const TrainProgress& progress, model::ShardedLlam
                  {"num_shards", num_shards},
                  {"sharding", std::string(config::to_string(cfg_.distributed.sharding))},
                  {"config_hash", std::to_string(config::config_hash(cfg_))},
+                 {"run_id", run_id_},
+                 {"files", json::object()},
                  {"model", json::parse(model.config().to_json_text())},
                  {"units", json::array()}};
     for (const auto* u : units) meta["units"].push_back(unit_json(*u, num_shards));
+    for (int q = 0; q < num_shards; ++q)
+      meta["files"][rank_file(q, num_shards)] = {
+          {"bytes", static_cast<uint64_t>(sums[2 * q].item<double>())},
+          {"checksum", io::crc32c_text(static_cast<uint32_t>(sums[2 * q + 1].item<double>()))}};
     write_synced(tmp / "config.yaml", config::dump_config(cfg_));
     write_synced(tmp / "config.json", model.config().to_json_text());
     tok.save(tmp.string());
@@ -282,13 +361,13 @@ void Checkpointer::prune() const {
   const auto all = checkpoints_newest_first(root_);
   int64_t kept = 0;
   for (const auto& dir : all) {
-    bool complete = true;
+    bool ours = true;
     try {
-      read_meta(dir.string());
+      ours = read_meta(dir.string()).run_id == run_id_;  // another run's checkpoints are never ours to remove
     } catch (const CheckpointError&) {
-      complete = false;  // never count (or delete) what we cannot read as a complete checkpoint
+      ours = false;  // never count (or delete) what we cannot read as a complete checkpoint
     }
-    if (!complete) continue;
+    if (!ours) continue;
     if (++kept > cfg_.checkpoint.keep_last) {
       // Hide it first (an atomic rename): a deletion cut short leaves a hidden leftover, never a
       // half-deleted directory under a checkpoint's name.
@@ -302,27 +381,74 @@ void Checkpointer::prune() const {
 std::optional<std::string> Checkpointer::select_resume() {
   const std::string& mode = cfg_.checkpoint.resume;
   if (mode == "never") return std::nullopt;
-  std::string chosen;
-  dist::agree(*world_.host, [&] {
-    if (world_.rank != 0) return;
+  auto& host = *world_.host;
+  std::string list;  // the candidates, newest first, one per line (rank 0 lists, every rank checks)
+  if (world_.rank == 0) {
     if (mode != "auto") {
-      validate_checkpoint(mode);  // an explicit checkpoint must be complete
-      chosen = mode;
-      return;
+      list = mode + "\n";
+    } else {
+      for (const auto& dir : checkpoints_newest_first(root_)) list += dir.string() + "\n";
     }
-    for (const auto& dir : checkpoints_newest_first(root_)) {
+  }
+  std::istringstream candidates(host.broadcast_string(list, 0));
+  for (std::string dir; std::getline(candidates, dir);) {
+    // Rank 0 checks the structure; then every rank reads its share of the files against their checksums.
+    std::string error;
+    Meta m;
+    try {
+      m = read_meta(dir);
+      if (world_.rank == 0) validate_structure(dir, m);
+    } catch (const CheckpointError& e) {
+      error = e.what();
+    }
+    error = host.broadcast_string(error, 0);
+    if (error.empty()) {
       try {
-        validate_checkpoint(dir.string());
-        chosen = dir.string();
-        return;
+        verify_files(dir, m, world_.rank, world_.size);
       } catch (const CheckpointError& e) {
-        spdlog::warn("[ckpt] ignoring incomplete or damaged checkpoint: {}", e.what());
+        error = e.what();
       }
+      at::Tensor first = at::scalar_tensor(error.empty() ? world_.size : world_.rank, at::kDouble);
+      host.all_reduce(first, dist::ReduceOp::min)->wait();
+      const int failed = static_cast<int>(first.item<double>());
+      if (failed < world_.size) error = host.broadcast_string(error, failed);
     }
-  });
-  chosen = world_.host->broadcast_string(chosen, 0);
-  if (chosen.empty()) return std::nullopt;
-  return chosen;
+    if (error.empty()) return dir;
+    // An explicit checkpoint must be complete; auto falls back to the previous one.
+    dist::agree(host, [&] {
+      if (mode != "auto") throw CheckpointError(error);
+    });
+    if (world_.rank == 0) spdlog::warn("[ckpt] ignoring incomplete or damaged checkpoint: {}", error);
+  }
+  return std::nullopt;
+}
+
+void Checkpointer::start_new_run() {
+  std::string id;
+  if (world_.rank == 0) {
+    std::random_device rd;
+    const uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+                       static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    char b[24];
+    std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(r));
+    id = b;
+  }
+  run_id_ = world_.host->broadcast_string(id, 0);
+  fresh_ = true;
+}
+
+std::vector<std::string> Checkpointer::foreign_checkpoints() const {
+  std::vector<std::string> out;
+  for (const auto& dir : checkpoints_newest_first(root_)) {
+    try {
+      if (read_meta(dir.string()).run_id != run_id_) out.push_back(dir.filename().string());
+    } catch (const CheckpointError&) {
+      // Incomplete: a resumed run skipped it (maybe its own, cut short); a fresh run owns nothing there.
+      if (fresh_) out.push_back(dir.filename().string());
+    }
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
 }
 
 TrainProgress Checkpointer::load(const std::string& dir, model::ShardedLlama& model,
@@ -385,6 +511,7 @@ TrainProgress Checkpointer::load(const std::string& dir, model::ShardedLlama& mo
       u.mark_params_changed();
     }
     p = {m.step, m.epoch, m.position};
+    run_id_ = m.run_id;
   });
   spdlog::info("[ckpt] resumed from {} at step {}", dir, p.step);
   return p;

@@ -9,7 +9,12 @@
 //
 // A checkpoint is written into .step-00000020.tmp, every file fsynced, then renamed into place; older
 // ones are removed (keep_last) only after that. A checkpoint is complete and loadable, or it is ignored:
-// resume: auto takes the newest directory whose meta and every rank file validate.
+// resume: auto takes the newest directory whose meta and every rank file validate, the files' bytes
+// included (meta.json holds each shard file's size and CRC-32C).
+//
+// Every checkpoint carries its run's id (meta.json "run_id"): a fresh run draws one, a resumed run keeps
+// the checkpoint's. A run prunes only its own checkpoints, and a fresh run refuses a checkpoint.dir that
+// holds another run's (Checkpointer::foreign_checkpoints).
 #pragma once
 
 #include <optional>
@@ -45,16 +50,30 @@ class Checkpointer {
   // where training stopped. Errors name the file and what is wrong.
   TrainProgress load(const std::string& dir, model::ShardedLlama& model, std::vector<optim::AdamWState>& optimizer);
 
+  // Collective: a fresh run's id, drawn on rank 0 (a resumed run takes its checkpoint's id in load()).
+  void start_new_run();
+  const std::string& run_id() const { return run_id_; }
+  // Rank 0: the checkpoint directories under root() that this run did not write (their meta.json names
+  // another run, or cannot be read), oldest first.
+  std::vector<std::string> foreign_checkpoints() const;
+
  private:
   void prune() const;
 
   config::TrainConfig cfg_;
   dist::World& world_;
   std::string root_;
+  std::string run_id_;
+  bool fresh_ = false;  // start_new_run() was called: nothing in root() is this run's yet
 };
 
+// Rank 0: moves the checkpoints in `root` (step-*, latest, leftovers of saves) into a new directory
+// `<root>.replaced-<UTC time>` beside it and returns that directory's path ("" when there was nothing).
+std::string move_checkpoints_aside(const std::string& root);
+
 // Checks that `dir` is a complete checkpoint (meta.json, every rank file with every tensor of the
-// right size); throws io::CheckpointError naming the file and what is wrong.
+// right size, every file's size and CRC-32C as meta.json records them); throws io::CheckpointError
+// naming the file and what is wrong.
 void validate_checkpoint(const std::string& dir);
 
 // Reassembles a checkpoint's shards into an HF-format model directory (`neftune export`).

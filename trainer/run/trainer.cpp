@@ -62,12 +62,15 @@ void truncate_metrics_after(const std::string& path, int64_t last_step) {
 
 }  // namespace
 
-Trainer::Trainer(config::TrainConfig cfg, dist::World& world) : cfg_(std::move(cfg)), world_(world) { setup(); }
+Trainer::Trainer(config::TrainConfig cfg, dist::World& world, TrainerOptions options)
+    : cfg_(std::move(cfg)), world_(world), options_(options) {
+  setup();
+}
 
 void Trainer::setup() {
   auto& host = *world_.host;
   dist::agree(host, [&] {
-    if (rank0()) fs::create_directories(cfg_.output_dir);
+    if (rank0()) dirs_ = std::make_unique<RunDirs>(cfg_);
   });
   host.barrier();
   add_file_logging(cfg_.logging, world_.rank, cfg_.output_dir);
@@ -109,6 +112,12 @@ void Trainer::setup() {
   });
   set_fp32_matmul_precision(tc_.device, to_dtype(cfg_.model.dtype), cfg_.train.tf32);
   checkpointer_ = std::make_unique<Checkpointer>(cfg_, world_);
+  if (options_.overwrite)
+    dist::agree(host, [&] {
+      if (!rank0()) return;
+      const std::string moved = move_checkpoints_aside(checkpointer_->root());
+      if (!moved.empty()) spdlog::warn("[ckpt] --overwrite: moved the checkpoints that were in {} to {}", checkpointer_->root(), moved);
+    });
   const std::optional<std::string> resume = checkpointer_->select_resume();
   opt_state_.resize(model_->units().size());
   TrainProgress progress;
@@ -116,6 +125,23 @@ void Trainer::setup() {
     progress = checkpointer_->load(*resume, *model_, opt_state_);
     saved_step_ = step_ = progress.step;
   } else {
+    checkpointer_->start_new_run();
+  }
+  // Never mix with (or prune) another run's checkpoints.
+  dist::agree(host, [&] {
+    if (!rank0()) return;
+    const std::vector<std::string> foreign = checkpointer_->foreign_checkpoints();
+    if (foreign.empty()) return;
+    std::string names;
+    for (size_t i = 0; i < foreign.size() && i < 3; ++i) names += (i ? ", " : "") + foreign[i];
+    if (foreign.size() > 3) names += ", ... (" + std::to_string(foreign.size()) + " in all)";
+    throw UserError(
+        "checkpoint.dir " + checkpointer_->root() + " holds checkpoints of another run (" + names + ") and this run " +
+        (resume ? "resumed from " + *resume : "starts fresh (checkpoint.resume: " + cfg_.checkpoint.resume + ")") +
+        ": to continue that run, --set checkpoint.resume=auto; to start a new run, choose another output_dir or "
+        "checkpoint.dir, or pass --overwrite to move them aside into " + checkpointer_->root() + ".replaced-<time>");
+  });
+  if (!resume) {
     dist::agree(host, [&] {
       if (base) {
         model_->load(*base);
@@ -248,6 +274,9 @@ StepStats Trainer::train_step() {
     optim::adamw_update(units[i]->params(), units[i]->grads(), opt_state_[i], decay_ranges_[i], s.lr, step + 1, o);
     units[i]->mark_params_changed();
   }
+  // On a GPU the AdamW kernels are only queued by now: wait for them (a one-value read, after the last
+  // unit's update on the same stream), so step_time_s is this step's time, not the previous step's tail.
+  if (tc_.device.is_cuda()) (void)units.back()->params().narrow(0, 0, 1).cpu();
   step_ = step + 1;
   s.step = step_;
   s.epoch = sampler_->epoch_progress();

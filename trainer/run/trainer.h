@@ -17,6 +17,7 @@
 #include "trainer/run/checkpoint.h"
 #include "trainer/run/datasets.h"
 #include "trainer/run/metrics.h"
+#include "trainer/run/run_dirs.h"
 #include "trainer/tokenizer/tokenizer.h"
 
 namespace neftune::run {
@@ -46,11 +47,17 @@ struct TrainObserver {
   std::function<void(int64_t step, double eval_loss)> on_eval;
 };
 
+struct TrainerOptions {
+  // A fresh run in a checkpoint directory that holds another run's checkpoints moves them aside
+  // (`neftune train --overwrite`) instead of refusing to start.
+  bool overwrite = false;
+};
+
 class Trainer {
  public:
   // Collective: every rank constructs it with the same config. Setup failures are reported on every
   // rank (dist::agree) with the same message.
-  Trainer(config::TrainConfig cfg, dist::World& world);
+  Trainer(config::TrainConfig cfg, dist::World& world, TrainerOptions options = {});
   TrainSummary train();
   void set_observer(TrainObserver observer) { observer_ = std::move(observer); }
 
@@ -70,6 +77,8 @@ class Trainer {
 
   config::TrainConfig cfg_;
   dist::World& world_;
+  TrainerOptions options_;
+  std::unique_ptr<RunDirs> dirs_;  // rank 0: output_dir and checkpoint.dir, locked while the run lives
   dist::TrainingComm tc_;
   std::unique_ptr<tok::Tokenizer> tok_;
   model::LlamaConfig mcfg_;
