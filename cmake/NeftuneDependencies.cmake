@@ -9,6 +9,8 @@ find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+# The Split pre-tokenizers of tokenizer.json (Unicode classes, lookahead): libpcre2-dev.
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 
 # LibTorch: an interface target carrying its libraries and flags, plus the LibTorch version macros.
 add_library(neftune_torch INTERFACE)

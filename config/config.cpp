@@ -1,6 +1,7 @@
 // The one place that parses YAML. Each visitor below walks TrainConfig::visit().
 #include "config/config.h"
 #include "config/job.h"
+#include "config/size_limit.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -8,7 +9,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -356,10 +359,19 @@ TrainConfig parse_config(const std::string& yaml_text, const std::string& source
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path + ": cannot open config file (check the path)");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  // At most one byte over the limit is read, so a huge file (or an endless device) costs nothing.
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) throw ConfigError(path + ": cannot read config file");
-  return parse_config(ss.str(), path, overrides);
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    throw ConfigError(path + ": config file is " + (ec ? "larger than" : format_size(size) + ", over") +
+                      " the limit of " + format_size(kMaxConfigBytes) +
+                      " (a config is a few KB: check that this is the config file)");
+  }
+  return parse_config(text, path, overrides);
 }
 
 std::string dump_config(const TrainConfig& cfg) {
@@ -424,7 +436,17 @@ std::vector<std::vector<std::string>> JobSpec::combinations() const {
   return out;
 }
 
-JobSpec parse_job(const std::string& yaml_text, const std::string& source) {
+int64_t JobSpec::combination_count() const {
+  int64_t n = 1;
+  for (const auto& [key, values] : sweep) {
+    const auto m = static_cast<int64_t>(values.size());  // >= 1 (parse_job refuses empty lists)
+    if (n > std::numeric_limits<int64_t>::max() / m) return std::numeric_limits<int64_t>::max();
+    n *= m;
+  }
+  return n;
+}
+
+JobSpec parse_job(const std::string& yaml_text, const std::string& source, int64_t max_combinations) {
   const YAML::Node root = load_yaml(yaml_text, source);
   JobSpec job;
   YAML::Node rest(YAML::NodeType::Map);
@@ -454,6 +476,15 @@ JobSpec parse_job(const std::string& yaml_text, const std::string& source) {
   out << rest;
   job.config_yaml = out.c_str();
   if (job.config_yaml == "{}") job.config_yaml = "";
+  const int64_t count = job.combination_count();
+  if (count > max_combinations) {
+    std::string sizes;
+    for (const auto& [key, values] : job.sweep) sizes += (sizes.empty() ? "" : " x ") + std::to_string(values.size());
+    throw ConfigError(source + ": sweep: " + sizes + " values make " +
+                      (count == std::numeric_limits<int64_t>::max() ? "more than 9.2e18" : std::to_string(count)) +
+                      " jobs, over the limit of " + std::to_string(max_combinations) +
+                      " per sweep (split it into smaller sweeps, or raise `neftune serve --max-sweep-jobs`)");
+  }
   // Validate every combination on the original tree, so errors carry the file's own line numbers.
   for (const auto& combo : job.combinations()) parse_config_node(YAML::Clone(rest), source, combo);
   return job;

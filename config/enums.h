@@ -9,7 +9,7 @@
 namespace neftune::config {
 
 enum class DType { fp32, bf16 };
-enum class TokenizerKind { byte, sentencepiece };
+enum class TokenizerKind { byte, sentencepiece, hf, auto_detect };
 enum class DataFormat { alpaca, dolly, auto_detect };
 enum class TooLong { truncate, skip, error };
 enum class OnMalformed { error, skip };
@@ -31,7 +31,9 @@ struct EnumNames;  // specialised below: static constexpr std::array<std::pair<E
 NEFTUNE_ENUM_NAMES(DType, std::pair{DType::fp32, std::string_view{"fp32"}},
                    std::pair{DType::bf16, std::string_view{"bf16"}})
 NEFTUNE_ENUM_NAMES(TokenizerKind, std::pair{TokenizerKind::byte, std::string_view{"byte"}},
-                   std::pair{TokenizerKind::sentencepiece, std::string_view{"sentencepiece"}})
+                   std::pair{TokenizerKind::sentencepiece, std::string_view{"sentencepiece"}},
+                   std::pair{TokenizerKind::hf, std::string_view{"hf"}},
+                   std::pair{TokenizerKind::auto_detect, std::string_view{"auto"}})
 NEFTUNE_ENUM_NAMES(DataFormat, std::pair{DataFormat::alpaca, std::string_view{"alpaca"}},
                    std::pair{DataFormat::dolly, std::string_view{"dolly"}},
                    std::pair{DataFormat::auto_detect, std::string_view{"auto"}})

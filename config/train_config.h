@@ -29,7 +29,7 @@ struct ModelInit {
     v("n_heads", n_heads, "attention (query) heads; dim must divide by it");
     v("n_kv_heads", n_kv_heads, "key/value heads (GQA); n_heads must divide by it");
     v("hidden_dim", hidden_dim, "SwiGLU intermediate size");
-    v("max_seq_len", max_seq_len, "max_position_embeddings of the new model");
+    v("max_seq_len", max_seq_len, "max_position_embeddings of the new model (RoPE tables follow the lengths used, not this)");
     v("rope_theta", rope_theta, "RoPE base");
     v("norm_eps", norm_eps, "RMSNorm epsilon");
     v("tie_embeddings", tie_embeddings, "share the embedding matrix with the LM head");
@@ -56,8 +56,10 @@ struct TokenizerConfig {
 
   template <class V>
   void visit(V& v) {
-    v("kind", kind, "byte (256 bytes + BOS/EOS/PAD) | sentencepiece");
-    v("path", path, "sentencepiece tokenizer.model; null = <model.path>/tokenizer.model");
+    v("kind", kind,
+      "byte (256 bytes + BOS/EOS/PAD) | sentencepiece (tokenizer.model) | hf (tokenizer.json, byte-level BPE) | "
+      "auto (tokenizer.model, else tokenizer.json, else neftune_tokenizer.json in path/model.path; byte without them)");
+    v("path", path, "the tokenizer file, or a directory holding it; null = model.path");
   }
 };
 
@@ -119,7 +121,8 @@ struct TrainSection {
   template <class V>
   void visit(V& v) {
     v("seed", seed, "seeds init, data order (seed + epoch) and NEFTune noise");
-    v("micro_batch_size", micro_batch_size, "samples per forward/backward on each rank");
+    v("micro_batch_size", micro_batch_size,
+      "samples per forward/backward on each rank; x accumulation_steps x ranks (the global batch) <= training examples");
     v("accumulation_steps", accumulation_steps, "micro-batches per optimizer step on each rank");
     v("max_steps", max_steps, "optimizer steps to run; null = derive from epochs");
     v("epochs", epochs, "passes over the training set (used when max_steps is null; may be fractional)");
@@ -135,7 +138,7 @@ struct TrainSection {
     v("loss_normalization", loss_normalization,
       "token: sum over real tokens / their count in the whole step | microbatch_mean: paper's mean per micro-batch / accumulation");
     v("eval_every_steps", eval_every_steps, "eval_loss every this many steps (and at the end); 0 = only at the end");
-    v("threads", threads, "intra-op threads per rank; 0 = cores on this node / ranks on this node");
+    v("threads", threads, "intra-op threads per rank; 0 = cores on this node / ranks on this node; capped at the rank's cores");
     v("activation_checkpointing", activation_checkpointing,
       "keep only each decoder layer's input in forward and recompute the layer in backward (less memory, ~1/3 more compute)");
     v("tf32", tf32, "fp32 matmuls on NVIDIA GPUs use TF32 tensor cores (10-bit mantissa products); no effect on CPUs");

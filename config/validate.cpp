@@ -22,6 +22,13 @@ void at_least(const std::string& key, int64_t v, int64_t lo) {
   if (v < lo) bad(key, "must be >= " + str(lo) + " (got " + str(v) + ")");
 }
 
+// Absolute sanity bounds: far above any real run, low enough that nothing sized by the value (a
+// model, a batch, a generated dataset) is attempted before the error.
+void between(const std::string& key, int64_t v, int64_t lo, int64_t hi) {
+  at_least(key, v, lo);
+  if (v > hi) bad(key, "must be <= " + str(hi) + " (got " + str(v) + ")");
+}
+
 void in_range(const std::string& key, double v, double lo, double hi, bool hi_open) {
   if (!(v >= lo) || (hi_open ? !(v < hi) : !(v <= hi)))
     bad(key, "must be in [" + str(lo) + ", " + str(hi) + (hi_open ? ")" : "]") + " (got " + str(v) + ")");
@@ -33,12 +40,12 @@ void validate(const TrainConfig& c) {
   if (c.output_dir.empty()) bad("output_dir", "must not be empty");
 
   const ModelInit& m = c.model.init;
-  at_least("model.init.dim", m.dim, 1);
-  at_least("model.init.n_layers", m.n_layers, 1);
+  between("model.init.dim", m.dim, 1, kMaxModelDim);
+  between("model.init.n_layers", m.n_layers, 1, kMaxLayers);
   at_least("model.init.n_heads", m.n_heads, 1);
   at_least("model.init.n_kv_heads", m.n_kv_heads, 1);
-  at_least("model.init.hidden_dim", m.hidden_dim, 1);
-  at_least("model.init.max_seq_len", m.max_seq_len, 2);
+  between("model.init.hidden_dim", m.hidden_dim, 1, kMaxHiddenDim);
+  between("model.init.max_seq_len", m.max_seq_len, 2, kMaxPositions);
   if (m.dim % m.n_heads != 0)
     bad("model.init.dim", "must be divisible by model.init.n_heads (" + str(m.dim) + " % " + str(m.n_heads) + " != 0)");
   if (m.n_heads % m.n_kv_heads != 0)
@@ -50,11 +57,13 @@ void validate(const TrainConfig& c) {
 
   if (c.tokenizer.kind == TokenizerKind::sentencepiece && !c.tokenizer.path && !c.model.path)
     bad("tokenizer.path", "sentencepiece needs tokenizer.path or model.path (with a tokenizer.model in it)");
+  if (c.tokenizer.kind == TokenizerKind::hf && !c.tokenizer.path && !c.model.path)
+    bad("tokenizer.path", "hf needs tokenizer.path or model.path (with a tokenizer.json in it)");
 
   at_least("data.max_seq_len", c.data.max_seq_len, 8);
   if (!c.data.train) {
-    at_least("data.builtin_train_size", c.data.builtin_train_size, 1);
-    at_least("data.builtin_eval_size", c.data.builtin_eval_size, 0);
+    between("data.builtin_train_size", c.data.builtin_train_size, 1, kMaxBuiltinSamples);
+    between("data.builtin_eval_size", c.data.builtin_eval_size, 0, kMaxBuiltinSamples);
   }
   at_least("data.eval_max_samples", c.data.eval_max_samples, 0);
 
@@ -63,10 +72,11 @@ void validate(const TrainConfig& c) {
 
   const TrainSection& t = c.train;
   at_least("train.seed", t.seed, 0);
-  at_least("train.micro_batch_size", t.micro_batch_size, 1);
-  at_least("train.accumulation_steps", t.accumulation_steps, 1);
+  between("train.micro_batch_size", t.micro_batch_size, 1, kMaxBatch);
+  between("train.accumulation_steps", t.accumulation_steps, 1, kMaxBatch);
   if (t.max_steps) at_least("train.max_steps", *t.max_steps, 1);
-  if (t.epochs && !(*t.epochs > 0)) bad("train.epochs", "must be > 0 (got " + str(*t.epochs) + ")");
+  if (t.epochs && !(*t.epochs > 0 && *t.epochs <= kMaxEpochs))
+    bad("train.epochs", "must be in (0, " + str(kMaxEpochs) + "] (got " + str(*t.epochs) + ")");
   if (!t.max_steps && !t.epochs) bad("train.max_steps", "set train.max_steps or train.epochs (both are null)");
   if (!(t.lr >= 0)) bad("train.lr", "must be >= 0 (got " + str(t.lr) + ")");
   in_range("train.warmup_ratio", t.warmup_ratio, 0, 1, true);
@@ -77,7 +87,7 @@ void validate(const TrainConfig& c) {
   if (!(t.adam_eps > 0)) bad("train.adam_eps", "must be > 0");
   if (t.max_grad_norm && !(*t.max_grad_norm >= 0)) bad("train.max_grad_norm", "must be >= 0, or null/0 for no clipping");
   at_least("train.eval_every_steps", t.eval_every_steps, 0);
-  at_least("train.threads", t.threads, 0);
+  between("train.threads", t.threads, 0, kMaxThreads);
   if (!(c.distributed.timeout_s >= 0))
     bad("distributed.timeout_s", "must be >= 0 (got " + str(c.distributed.timeout_s) + "); 0 waits forever");
 

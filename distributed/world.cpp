@@ -1,6 +1,8 @@
 #include "distributed/world.h"
 
 #include <mpi.h>
+#include <sched.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -85,16 +87,42 @@ void finalize_world() {
   g_world = nullptr;
 }
 
-int intra_op_threads(const World& w, int requested) {
-  if (requested > 0) return requested;
-  const long online = sysconf(_SC_NPROCESSORS_ONLN);
-  long mine = online;
+namespace {
+
+int online_cores() { return static_cast<int>(std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN))); }
+
+}  // namespace
+
+int usable_cores() {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) mine = CPU_COUNT(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return online_cores();
+}
+
+int capped_threads(int requested, const std::string& option, int ranks_on_node, bool warn) {
+  const int cores = usable_cores(), online = online_cores();
+  int threads = requested;
+  if (requested > cores) {
+    threads = cores;
+    if (warn)
+      spdlog::warn("[launch] {} {}: this process may run on {} core(s); using {} thread(s) (more would only take turns)",
+                   option, requested, cores, threads);
+  }
+  const int64_t total = static_cast<int64_t>(threads) * std::max(1, ranks_on_node);
+  if (warn && ranks_on_node > 1 && cores == online && total > online)
+    spdlog::warn("[launch] {} {}: {} ranks x {} thread(s) = {} threads on {} core(s) of this node oversubscribe it "
+                 "(0 = divide the cores among the ranks)",
+                 option, requested, ranks_on_node, threads, total, online);
+  return threads;
+}
+
+int intra_op_threads(const World& w, int requested) {
+  if (requested > 0) return capped_threads(requested, "train.threads", w.local_size, /*warn=*/w.local_rank == 0);
+  const int online = online_cores(), mine = usable_cores();
   // A launcher that binds ranks (mpirun --bind-to core, srun --cpu-bind) has already split the cores;
   // otherwise every rank sees the whole node and takes its share.
-  const long threads = mine < online ? mine : online / std::max(1, w.local_size);
-  return static_cast<int>(std::max<long>(1, threads));
+  const int threads = mine < online ? mine : online / std::max(1, w.local_size);
+  return std::max(1, threads);
 }
 
 void agree(Communicator& comm, const std::function<void()>& fn) {

@@ -28,9 +28,17 @@ World& init_world(int* argc, char*** argv);
 World& world();
 void finalize_world();
 
-// Intra-op threads for this rank: cores on the node divided by the ranks on it (at least 1), unless
-// `requested` > 0.
+// Intra-op threads for this rank (train.threads): for 0, the cores the launcher bound it to, else the
+// node's cores divided by the ranks on it (at least 1); otherwise `requested`, capped as capped_threads().
 int intra_op_threads(const World& w, int requested);
+
+// The cores this process may run on (sched_getaffinity; the node's online cores where that fails).
+int usable_cores();
+
+// `requested` (> 0) threads, capped at usable_cores() with a warning naming `option` ("train.threads",
+// "--threads"): more threads than cores only make them take turns. `ranks_on_node` ranks with that many
+// threads each that oversubscribe the node's cores get a warning too. Warns only when `warn`.
+int capped_threads(int requested, const std::string& option, int ranks_on_node = 1, bool warn = true);
 
 // What every rank throws when a dist::agree() phase failed somewhere: all ranks hold the same message,
 // so each can report it and exit cleanly (no MPI_Abort needed).

@@ -26,15 +26,16 @@ int run_cli(int argc, char** argv, dist::World& world) {
   // Each add_* registers one subcommand (the app's newest) and returns what runs when it is chosen.
   std::map<CLI::App*, Action> actions;
   for (auto add : {&add_train_command, &add_generate_command, &add_eval_command, &add_export_command,
-                   &add_serve_command, &add_report_command}) {
+                   &add_serve_command, &add_report_command, &add_tokenize_command}) {
     Action action = add(app, world);
     actions[app.get_subcommands({}).back()] = std::move(action);
   }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // Every rank parsed the same argv: rank 0 speaks for all.
-    if (world.rank == 0) return app.exit(e);
+    // Every rank parsed the same argv: rank 0 speaks for all (the error, or --help / --version). CLI11's
+    // own codes (105, 106, 109, ...) are not ours: a bad command line is bad input like any other (2).
+    if (world.rank == 0) app.exit(e);
     return e.get_exit_code() == 0 ? kExitOk : kExitUserError;
   }
   CLI::App* chosen = app.get_subcommands().front();

@@ -5,7 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "config/errors.h"
+#include "config/config.h"
 #include "launch/commands.h"
 #include "trainer/run/device.h"
 #include "trainer/data/builtin_tasks.h"
@@ -36,17 +36,27 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
   cmd->add_option("--max-seq-len", o->max_seq_len, "truncate longer samples (prompt first)")->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "samples per forward")->capture_default_str();
   cmd->add_flag("--generate", o->generate, "also generate answers (always on for the built-in split)");
-  cmd->add_option("--max-new-tokens", o->gen.max_new_tokens, "generation length limit")->capture_default_str();
-  cmd->add_option("--repetition-penalty", o->gen.repetition_penalty, "for generated answers")->capture_default_str();
+  cmd->add_option("--max-new-tokens", o->gen.max_new_tokens,
+                  "generation length limit (1.." + std::to_string(run::kMaxNewTokens) + ")")
+      ->capture_default_str();
+  cmd->add_option("--repetition-penalty", o->gen.repetition_penalty, "for generated answers; > 0, 1 = off")
+      ->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
-  cmd->add_option("--threads", o->threads, "intra-op threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "intra-op threads; 0 = all cores; more than the cores is capped")
+      ->capture_default_str();
   cmd->add_option("--device", o->device, kDeviceHelp)->capture_default_str();
   cmd->add_flag("--json", o->json, "print the report as JSON");
   return [o, &world]() {
     if (world.rank != 0) return kExitOk;
-    if (o->threads > 0) at::set_num_threads(o->threads);
+    // Every option is checked before the model is loaded.
     if (o->batch_size < 1 || o->max_seq_len < 8 || o->max_samples < 0)
       throw UserError("eval: --batch-size >= 1, --max-seq-len >= 8 and --max-samples >= 0 are required");
+    if (o->data.empty() && o->max_samples > config::kMaxBuiltinSamples)
+      throw UserError("eval: --max-samples: the built-in held-out split makes at most " +
+                      std::to_string(config::kMaxBuiltinSamples) + " samples (got " + std::to_string(o->max_samples) + ")");
+    run::check_generate_options(o->gen);
+    if (o->threads < 0) throw UserError("--threads: must be >= 0 (got " + std::to_string(o->threads) + "); 0 = all cores");
+    if (o->threads > 0) at::set_num_threads(dist::capped_threads(o->threads, "--threads"));
     const at::Device device = run::parse_device(o->device);
     const at::ScalarType dtype = o->dtype == "bf16" ? at::kBFloat16 : at::kFloat;
     run::set_fp32_matmul_precision(device, dtype, /*tf32=*/false);

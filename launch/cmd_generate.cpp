@@ -10,6 +10,7 @@
 #include "trainer/data/examples.h"
 #include "trainer/model/llama.h"
 #include "trainer/run/generate.h"
+#include "trainer/tokenizer/utf8.h"
 
 namespace neftune::launch {
 
@@ -26,20 +27,27 @@ Action add_generate_command(CLI::App& app, dist::World& world) {
   cmd->add_option("--model", o->model, "HF-format model directory (e.g. output_dir/final)")->required();
   cmd->add_option("--prompt", o->prompt, "the instruction (or, with --raw, the raw prompt)")->required();
   cmd->add_option("--input", o->input, "optional input/context for the instruction");
-  cmd->add_option("--max-new-tokens", o->gen.max_new_tokens, "tokens to generate at most")->capture_default_str();
-  cmd->add_option("--temperature", o->gen.temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-p", o->gen.top_p, "nucleus sampling mass (with temperature > 0)")->capture_default_str();
-  cmd->add_option("--repetition-penalty", o->gen.repetition_penalty, "CTRL-style penalty; the paper uses 1.2")
+  cmd->add_option("--max-new-tokens", o->gen.max_new_tokens,
+                  "tokens to generate at most (1.." + std::to_string(run::kMaxNewTokens) + ")")
+      ->capture_default_str();
+  cmd->add_option("--temperature", o->gen.temperature, ">= 0; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-p", o->gen.top_p, "nucleus sampling mass in (0, 1] (with temperature > 0)")->capture_default_str();
+  cmd->add_option("--repetition-penalty", o->gen.repetition_penalty, "CTRL-style penalty > 0; 1 = off, the paper uses 1.2")
       ->capture_default_str();
   cmd->add_option("--seed", o->gen.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
-  cmd->add_option("--threads", o->threads, "intra-op threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "intra-op threads; 0 = all cores; more than the cores is capped")
+      ->capture_default_str();
   cmd->add_option("--device", o->device, kDeviceHelp)->capture_default_str();
   cmd->add_flag("--raw", o->raw, "use the prompt as is (BOS + prompt), without the instruction template");
-  cmd->add_flag("--json", o->json, R"(print {"prompt_ids": [...], "output_ids": [...], "text": "..."})");
+  cmd->add_flag("--json", o->json,
+                R"(print {"prompt_ids": [...], "output_ids": [...], "text": "..."}; bytes that are not UTF-8 become U+FFFD in "text")");
   return [o, &world]() {
     if (world.rank != 0) return kExitOk;  // generation is a single-process job
-    if (o->threads > 0) at::set_num_threads(o->threads);
+    // Every option is checked before the model is loaded.
+    run::check_generate_options(o->gen);
+    if (o->threads < 0) throw UserError("--threads: must be >= 0 (got " + std::to_string(o->threads) + "); 0 = all cores");
+    if (o->threads > 0) at::set_num_threads(dist::capped_threads(o->threads, "--threads"));
     const at::Device device = run::parse_device(o->device);
     const at::ScalarType dtype = o->dtype == "bf16" ? at::kBFloat16 : at::kFloat;
     run::set_fp32_matmul_precision(device, dtype, /*tf32=*/false);
@@ -52,7 +60,9 @@ Action add_generate_command(CLI::App& app, dist::World& world) {
     if (!text_ids.empty() && text_ids.back() == tok->eos_id()) text_ids.pop_back();
     const std::string text = tok->decode(text_ids);
     if (o->json) {
-      std::cout << nlohmann::json{{"prompt_ids", prompt}, {"output_ids", out}, {"text", text}}.dump() << std::endl;
+      // A byte tokenizer (or sentencepiece's byte fallback) can stop inside a character; JSON holds UTF-8.
+      std::cout << nlohmann::json{{"prompt_ids", prompt}, {"output_ids", out}, {"text", tok::utf8::lossy(text)}}.dump()
+                << std::endl;
     } else {
       std::cout << text << std::endl;
     }

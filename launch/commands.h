@@ -21,6 +21,7 @@ Action add_eval_command(CLI::App& app, dist::World& world);
 Action add_export_command(CLI::App& app, dist::World& world);
 Action add_serve_command(CLI::App& app, dist::World& world);
 Action add_report_command(CLI::App& app, dist::World& world);
+Action add_tokenize_command(CLI::App& app, dist::World& world);
 
 // Parses argv, runs the chosen subcommand and maps errors to exit codes (README "Exit codes").
 int run_cli(int argc, char** argv, dist::World& world);

@@ -1,6 +1,7 @@
 // neftune: fine-tune LLaMA-family models with NEFTune, sharded FSDP-style over MPI or NCCL.
 #include <cstring>
 
+#include "config/errors.h"
 #include "distributed/world.h"
 #include "launch/commands.h"
 #include "trainer/run/logging.h"
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   neftune::dist::World& world = neftune::dist::init_world(&argc, &argv);
   neftune::run::setup_console_logging(world.rank);
   const int code = neftune::launch::run_cli(argc, argv, world);
+  if (code == neftune::kExitPreempted && world.rank == 0) neftune::run::write_stop_marker();
   neftune::dist::finalize_world();
   return code;
 }

@@ -13,7 +13,7 @@ pkgs=(
   libtorch-dev libopenblas0-openmp
   libopenmpi-dev openmpi-bin libpmix-dev
   libspdlog-dev libfmt-dev libyaml-cpp-dev libgtest-dev libgmock-dev
-  libsentencepiece-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
+  libsentencepiece-dev libpcre2-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libbenchmark-dev
   python3 curl procps
 )

@@ -3,11 +3,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
 #include <filesystem>
 #include <fstream>
 
+#include "config/config.h"
 #include "tests/test_util.h"
 #include "trainer/io/safetensors.h"
+#include "trainer/model/hf_checkpoint.h"
+#include "trainer/model/llama.h"
+#include "trainer/tokenizer/tokenizer.h"
 
 namespace neftune {
 namespace {
@@ -32,6 +38,35 @@ const char* kTinySets =
 
 std::string train(const std::string& config, const std::string& extra = "") {
   return test::neftune_bin() + " train " + config + " " + extra;
+}
+
+// An HF-format byte-tokenizer model (d=16, one layer) built to be predictable: every embedding is all
+// ones, the layer's projections are zero (it passes x through), so the final hidden state is all ones
+// and the LM head row `favourite` is the only non-zero logit: greedy decoding emits that byte forever.
+// `max_positions` is what its config.json claims.
+void write_predictable_model(const std::string& dir, int favourite, int64_t max_positions) {
+  config::ModelInit init;
+  init.dim = 16;
+  init.n_layers = 1;
+  init.n_heads = 2;
+  init.n_kv_heads = 1;
+  init.hidden_dim = 32;
+  init.max_seq_len = max_positions;
+  init.tie_embeddings = false;
+  const tok::ByteTokenizer bytes;
+  const auto c = model::LlamaConfig::from_init(init, bytes.vocab_size(), bytes.bos_id(), bytes.eos_id());
+  std::map<std::string, at::Tensor> w;
+  for (const auto& p : model::all_params(c)) w[p.name] = p.shape.size() == 1 ? at::ones(p.shape) : at::zeros(p.shape);
+  w[model::kEmbedName].fill_(1.0);
+  w[model::kLmHeadName][favourite].fill_(1.0);
+  model::write_hf_model(dir, c, [&](const std::string& name) { return w.at(name); }, {});
+  bytes.save(dir);
+}
+
+// The cores this process may use, counted here independently of neftune.
+int my_cores() {
+  cpu_set_t set;
+  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 TEST(Cli, GenerateRawJsonReproducesTheReferenceGreedyIds) {
@@ -76,6 +111,11 @@ TEST(Cli, BadInputGivesAClearErrorAndExitCode2) {
       {"missing model dir", "model: {path: /nonexistent/model}\n", "", "/nonexistent/model"},
       {"bad --set", "", "--set train.lr=x", "--set train.lr"},
       {"duplicate section", "train: {lr: 1e-3}\ntrain: {seed: 1}\n", "", "duplicate key 'train'"},
+      // Sizes no machine holds: refused by validation, before any allocation (they used to grow memory
+      // at 200 MB/s, or die with an allocator's backtrace).
+      {"huge micro-batch", "train: {micro_batch_size: 1e9}\n", "", "train.micro_batch_size: must be <= 1048576"},
+      {"data.train is a directory", "data: {train: " + d.path() + "}\n", "",
+       "config: data.train: " + d.path() + " is a directory"},
   };
   for (const auto& c : cases) {
     const std::string cfg = d / "case.yaml";
@@ -141,6 +181,171 @@ TEST(Cli, QuickTrainThenGenerateAndEvalUseFinal) {
   EXPECT_TRUE(e.contains("exact_match"));
   EXPECT_EQ(e["generated"].get<int>(), 8);
   EXPECT_GT(e["eval_loss"].get<double>(), 0.0);
+}
+
+// CLI11 exits with its own codes (105, 106, 109, ...); every bad command line is bad input: 2.
+TEST(Cli, CommandLineErrorsExitWith2) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "A subcommand is required"},                                  // CLI11: 106
+      {"train", "config is required"},                                   // 106
+      {"generate --model m --prompt p --bogus", "--bogus"},              // 109
+      {"generate --model m --prompt p --max-new-tokens lots", "--max-new-tokens"},  // 101
+      {"export a b --dtype fp16", "--dtype"},                            // 105
+      {"nonsense", "A subcommand is required"},                          // 106
+  };
+  for (const auto& [args, expect] : cases) {
+    const auto r = run_command(test::neftune_bin() + " " + args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr(expect)) << args;
+  }
+  EXPECT_EQ(run_command(test::neftune_bin() + " --version").exit_code, 0);
+  EXPECT_EQ(run_command(test::neftune_bin() + " generate --help").exit_code, 0);
+}
+
+// Each is refused before the model is even looked at (the model path does not exist), naming the option
+// and its range; on a real model they used to crash in LibTorch or be silently accepted.
+TEST(Cli, GenerationOptionsOutsideTheirRangeExitWith2) {
+  TempDir d;
+  write_predictable_model(d / "m", 'x', 64);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"generate --max-new-tokens -5", "--max-new-tokens: must be in [1, 1048576] (got -5)"},
+      {"generate --temperature nan", "--temperature: must be a finite number >= 0 (got nan)"},
+      {"generate --temperature -1", "--temperature: must be a finite number >= 0 (got -1)"},
+      {"generate --temperature 1 --top-p 0", "--top-p: must be in (0, 1] (got 0)"},
+      {"generate --temperature 1 --top-p -1", "--top-p: must be in (0, 1] (got -1)"},
+      {"generate --top-p 2", "--top-p: must be in (0, 1] (got 2)"},
+      {"generate --repetition-penalty -1", "--repetition-penalty: must be a finite number > 0 (got -1)"},
+      {"generate --threads -1", "--threads: must be >= 0 (got -1)"},
+      {"eval --max-new-tokens -5", "--max-new-tokens: must be in [1, 1048576] (got -5)"},
+      {"eval --repetition-penalty 0", "--repetition-penalty: must be a finite number > 0 (got 0)"},
+      {"eval --max-samples 1e12", "--max-samples"},
+  };
+  for (const auto& [args, expect] : cases) {
+    const bool gen = args.rfind("generate", 0) == 0;
+    for (const std::string& model : {d / "m", d / "missing"}) {
+      const auto r = run_command(test::neftune_bin() + " " + args + " --model " + model + (gen ? " --prompt hi" : ""));
+      EXPECT_EQ(r.exit_code, 2) << args << " on " << model << "\n" << r.output;
+      EXPECT_THAT(r.output, HasSubstr(expect)) << args << " on " << model;
+      EXPECT_THAT(r.output, ::testing::Not(HasSubstr("Exception raised from"))) << args;  // no LibTorch backtrace
+    }
+  }
+}
+
+// A byte tokenizer stops wherever max_new_tokens says, also inside a character: JSON needs UTF-8, so
+// broken bytes print as U+FFFD (they used to make generate exit 1 with "invalid UTF-8 byte").
+TEST(Cli, GenerateJsonPrintsReplacementCharactersForBrokenUtf8) {
+  TempDir d;
+  write_predictable_model(d / "m", 0xC3, 64);  // 0xC3 starts a two-byte character, never completed here
+  const auto r = run_command(test::neftune_bin() + " generate --model " + (d / "m") +
+                             " --prompt hi --raw --max-new-tokens 3 --json 2>/dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["output_ids"], nlohmann::json({0xC3, 0xC3, 0xC3}));
+  EXPECT_EQ(j["text"].get<std::string>(), "\uFFFD\uFFFD\uFFFD");
+}
+
+// max_position_embeddings only bounds positions: a model claiming 1e9 (config.json or model.init) used to
+// get a 1e9-row RoPE table (tens of GB) before the first token. Tables now follow the lengths used.
+TEST(Cli, AModelClaimingAHugeContextRunsInLittleMemory) {
+  TempDir d;
+  write_predictable_model(d / "m", 'a', 1000000000);
+  const auto gen = run_command(test::neftune_bin() + " generate --model " + (d / "m") +
+                               " --prompt hi --raw --max-new-tokens 4 --json 2>/dev/null");
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  EXPECT_EQ(nlohmann::json::parse(gen.output)["text"].get<std::string>(), "aaaa");
+  const auto ev = run_command(test::neftune_bin() + " eval --model " + (d / "m") + " --max-samples 2 --max-new-tokens 2");
+  EXPECT_EQ(ev.exit_code, 0) << ev.output;
+  // Training: a config.json that says 1e9, and model.init.max_seq_len 1e9.
+  int run = 0;
+  for (const std::string& model : {"--set model.path=" + (d / "m"), std::string("--set model.init.max_seq_len=1e9")}) {
+    const std::string out = d / ("out" + std::to_string(run++));
+    write_file(d / "t.yaml", std::string(kTiny) + "output_dir: " + out + "\n");
+    const auto r = run_command(train(d / "t.yaml", model));
+    ASSERT_EQ(r.exit_code, 0) << model << "\n" << r.output;
+    // A 1e9-row table alone would be 64 GB (head_dim 8 or 16, cos and sin, fp32).
+    for (const auto& line : test::read_jsonl(out + "/metrics.jsonl")) {
+      if (line.contains("peak_rss_mb")) {
+        EXPECT_LT(line["peak_rss_mb"].get<double>(), 4000.0) << model;
+      }
+    }
+  }
+}
+
+TEST(Cli, ThreadsBeyondTheCoresAreCappedWithAWarning) {
+  TempDir d;
+  const std::string n = std::to_string(my_cores());
+  write_file(d / "t.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  const auto r = run_command(train(d / "t.yaml", "--set train.threads=100000"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("train.threads 100000: this process may run on " + n + " core(s); using " + n));
+  EXPECT_THAT(r.output, HasSubstr("1 rank(s), 1 per node, " + n + " intra-op thread(s) per rank"));
+  write_predictable_model(d / "m", 'x', 64);
+  const auto g = run_command(test::neftune_bin() + " generate --model " + (d / "m") + " --prompt hi --raw --threads 100000");
+  EXPECT_EQ(g.exit_code, 0) << g.output;
+  EXPECT_THAT(g.output, HasSubstr("--threads 100000: this process may run on " + n + " core(s); using " + n));
+}
+
+// --max-shard-size 10000000000GB overflowed int64 and wrote one file per tensor. Checked before the
+// checkpoint is read (here it does not exist): each error is about the size.
+TEST(Cli, ExportShardSizesAreParsedWithoutOverflow) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"10000000000GB", "is over 1TB"}, {"1e400", "is not a size"},  {"nan", "is not a size"},
+      {"inf", "is not a size"},         {"-5GB", "is not a size"},   {"5XB", "is not a size"},
+      {"0.1B", "is under 1 byte"},      {"2TiB", "is over 1TB"},
+  };
+  for (const auto& [size, expect] : cases) {
+    const auto r = run_command(test::neftune_bin() + " export /nonexistent/ckpt /nonexistent/out --max-shard-size " + size);
+    EXPECT_EQ(r.exit_code, 2) << size << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr("--max-shard-size: '" + size + "' " + expect)) << size;
+  }
+  for (const std::string size : {"5GB", "500MB", "2GiB", "1e9", "1TB"}) {
+    const auto r = run_command(test::neftune_bin() + " export /nonexistent/ckpt /nonexistent/out --max-shard-size " + size);
+    EXPECT_EQ(r.exit_code, 2) << size;
+    EXPECT_THAT(r.output, ::testing::Not(HasSubstr("--max-shard-size"))) << size << "\n" << r.output;
+  }
+}
+
+// Needs Trainer::setup to call run::check_global_batch after loading the data: a step of more samples
+// than the training set has is refused on every rank before any model is built.
+TEST(Cli, AGlobalBatchOverTheTrainingExamplesIsRefusedOnEveryRank) {
+  TempDir d;
+  write_file(d / "t.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  const auto one = run_command(train(d / "t.yaml", "--set train.micro_batch_size=100"));
+  EXPECT_EQ(one.exit_code, 2) << one.output;
+  EXPECT_THAT(one.output, HasSubstr("train.micro_batch_size 100 x train.accumulation_steps 1 x 1 rank(s) = 100 samples "
+                                    "per step (the global batch) exceeds the 16 training examples"));
+  // 9 x 1 x 2 = 18 > 16 under mpirun: every rank says so and exits 2.
+  const auto two = run_command(test::mpirun(2) + train(d / "t.yaml", "--set train.micro_batch_size=9"));
+  EXPECT_EQ(two.exit_code, 2) << two.output;
+  EXPECT_THAT(two.output, HasSubstr("= 18 samples per step"));
+  EXPECT_THAT(two.output, HasSubstr("[r1] [error]"));
+  EXPECT_FALSE(fs::exists(d / "out/metrics.jsonl"));
+}
+
+// Needs Trainer::setup to call run::check_training_memory before the model is built: 9.1e14 parameters
+// (within every validate() bound) are refused with what they need and what there is, not allocated.
+TEST(Cli, AModelThatCannotFitTheMachineIsRefusedBeforeAllocation) {
+  TempDir d;
+  write_file(d / "t.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  const auto r = run_command(train(d / "t.yaml",
+                                   "--set model.init.dim=65536 --set model.init.n_heads=64 --set model.init.n_kv_heads=64 "
+                                   "--set model.init.n_layers=4096 --set model.init.hidden_dim=1048576"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("needs at least 14.6 PB per rank for training"));
+  EXPECT_THAT(r.output, HasSubstr("but this machine has"));
+}
+
+// The reproducers of runs that grew to 5-10 GB: past the absolute bounds, validation refuses them.
+TEST(Cli, AbsurdModelSizesAreRefusedByValidation) {
+  TempDir d;
+  write_file(d / "t.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  for (const auto& [set, expect] : std::vector<std::pair<std::string, std::string>>{
+           {"--set model.init.n_layers=1e6", "model.init.n_layers: must be <= 4096"},
+           {"--set model.init.dim=1e6", "model.init.dim: must be <= 65536"}}) {
+    const auto v = run_command(train(d / "t.yaml", set));
+    EXPECT_EQ(v.exit_code, 2) << v.output;
+    EXPECT_THAT(v.output, HasSubstr(expect));
+  }
 }
 
 }  // namespace

@@ -2,7 +2,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "config/config.h"
+#include "config/job.h"
+#include "config/size_limit.h"
+#include "tests/test_util.h"
 
 namespace neftune::config {
 namespace {
@@ -90,6 +95,24 @@ TEST(Config, NegativeAndInconsistentValuesAreRejectedWithAFix) {
   EXPECT_THAT(error_of("train: {warmup_ratio: 1.5}\n"), HasSubstr("train.warmup_ratio: must be in [0, 1)"));
 }
 
+// Values that would size a model, a batch, a generated dataset or a thread pool beyond any machine are
+// refused by validation, before anything is allocated; each message names the key and the bound.
+TEST(Config, AbsurdSizesAreRefusedWithTheKeyAndTheBound) {
+  EXPECT_THAT(error_of("train: {micro_batch_size: 1e9}\n"),
+              HasSubstr("train.micro_batch_size: must be <= 1048576 (got 1000000000)"));
+  EXPECT_THAT(error_of("train: {accumulation_steps: 2000000}\n"), HasSubstr("train.accumulation_steps: must be <= 1048576"));
+  EXPECT_THAT(error_of("model: {init: {n_layers: 1e6}}\n"), HasSubstr("model.init.n_layers: must be <= 4096 (got 1000000)"));
+  EXPECT_THAT(error_of("model: {init: {dim: 1e6, n_heads: 4}}\n"), HasSubstr("model.init.dim: must be <= 65536"));
+  EXPECT_THAT(error_of("model: {init: {hidden_dim: 1e9}}\n"), HasSubstr("model.init.hidden_dim: must be <= 1048576"));
+  EXPECT_THAT(error_of("model: {init: {max_seq_len: 1e10}}\n"), HasSubstr("model.init.max_seq_len: must be <= 1073741824"));
+  EXPECT_THAT(error_of("data: {builtin_train_size: 1e9}\n"), HasSubstr("data.builtin_train_size: must be <= 4194304"));
+  EXPECT_THAT(error_of("train: {threads: 1e7}\n"), HasSubstr("train.threads: must be <= 1048576"));
+  EXPECT_THAT(error_of("train: {epochs: 1e300, max_steps: null}\n"), HasSubstr("train.epochs: must be in (0, 1e+06]"));
+  // At the bounds, and what only needs capping or lazily sized tables, is accepted.
+  EXPECT_EQ(error_of("train: {micro_batch_size: 1048576, threads: 100000}\nmodel: {init: {max_seq_len: 1e9}}\n"), "");
+  EXPECT_EQ(error_of("model: {init: {dim: 65536, n_heads: 64, n_kv_heads: 64, n_layers: 4096, hidden_dim: 1048576}}\n"), "");
+}
+
 TEST(Config, SetOverridesAndCreatesSections) {
   const TrainConfig c = parse_config("train: {lr: 1e-3}\n", "x", {"train.lr=5e-4", "model.init.dim=64", "neftune.alpha=null"});
   EXPECT_DOUBLE_EQ(c.train.lr, 5e-4);
@@ -117,6 +140,66 @@ TEST(Config, EveryKeyIsDescribedWithItsDefault) {
   EXPECT_THAT(help, HasSubstr("train.lr"));
   EXPECT_THAT(help, HasSubstr("2e-05"));
   EXPECT_GE(all_keys().size(), 50u);
+}
+
+// A 48-59 MB config took 45-59 s and 5-6 GB before its error. A file over kMaxConfigBytes is refused
+// before YAML sees it, naming its size and the limit (and `neftune train` exits 2); one exactly at the
+// limit is read.
+TEST(Config, AConfigFileOverTheSizeLimitIsRefusedBeforeParsing) {
+  test::TempDir d;
+  const std::string comment = "# " + std::string(1021, 'x') + "\n";  // 1 KiB
+  auto write_config = [&](const std::string& path, size_t bytes) {
+    const std::string body = "train: {lr: 1.0e-3}\n";
+    std::ofstream out(path, std::ios::binary);
+    std::string text(bytes - body.size(), '\n');
+    for (size_t at = 0; at + comment.size() <= text.size(); at += comment.size())
+      text.replace(at, comment.size(), comment);
+    out << text << body;
+  };
+  write_config(d / "at_limit.yaml", kMaxConfigBytes);
+  EXPECT_DOUBLE_EQ(load_config(d / "at_limit.yaml").train.lr, 1.0e-3);
+  write_config(d / "over.yaml", kMaxConfigBytes + 1);
+  write_config(d / "big.yaml", size_t{48} << 20);
+  for (const auto& [file, size] :
+       {std::pair{"over.yaml", "1.0 MiB (1048577 bytes)"}, std::pair{"big.yaml", "48 MiB"}}) {
+    std::string error;
+    try {
+      load_config(d / file);
+    } catch (const ConfigError& e) {
+      error = e.what();
+    }
+    EXPECT_THAT(error, HasSubstr(d / file + ": config file is " + size + ", over the limit of 1 MiB"));
+  }
+  const auto train = test::run_command("timeout 60 " + test::neftune_bin() + " train " + (d / "big.yaml"));
+  EXPECT_EQ(train.exit_code, 2) << train.output;
+  EXPECT_THAT(train.output, HasSubstr("big.yaml: config file is 48 MiB, over the limit of 1 MiB"));
+}
+
+// Sweep combinations are counted without being made (and without overflowing), and a sweep over the
+// limit is refused before any combination is made or validated.
+TEST(Config, SweepCombinationsAreCountedBeforeTheyAreMade) {
+  const JobSpec job = parse_job("sweep: {train.seed: [1, 2, 3], neftune.alpha: [0, 5]}\n", "job.yaml", 6);
+  EXPECT_EQ(job.combination_count(), 6);
+  EXPECT_EQ(job.combinations().size(), 6u);  // the count agrees with the expansion
+  std::string keys;                          // 20 keys x 10 values: 10^20 combinations, over INT64_MAX
+  for (int k = 0; k < 20; ++k)
+    keys += (k ? ", " : "") + std::string("k") + std::to_string(k) + ": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]";
+  std::string error;
+  try {
+    parse_job("sweep: {" + keys + "}\n", "job.yaml", 256);
+  } catch (const ConfigError& e) {
+    error = e.what();
+  }
+  EXPECT_THAT(error,
+              HasSubstr("job.yaml: sweep: 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x "
+                        "10 x 10 x 10 x 10 x 10 values make more than 9.2e18 jobs, over the limit of 256 per sweep"));
+  try {
+    parse_job("sweep: {train.seed: [1, 2, 3], neftune.alpha: [0, 5]}\n", "job.yaml", 5);
+    error.clear();
+  } catch (const ConfigError& e) {
+    error = e.what();
+  }
+  EXPECT_THAT(error, HasSubstr("sweep: 3 x 2 values make 6 jobs, over the limit of 5 per sweep"));
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
-// Records, the prompt template, tokenization with truncation, collation and the epoch sampler.
+// Records, the prompt template, tokenization with truncation, collation, the epoch sampler, the global
+// batch against the data, and UTF-8 repair of decoded text.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <random>
 #include <set>
 
+#include "config/config.h"
 #include "tests/test_util.h"
 #include "trainer/data/batch.h"
 #include "trainer/data/builtin_tasks.h"
@@ -11,6 +15,8 @@
 #include "trainer/data/prompt_template.h"
 #include "trainer/data/records.h"
 #include "trainer/data/sampler.h"
+#include "trainer/run/datasets.h"
+#include "trainer/tokenizer/utf8.h"
 
 namespace neftune::data {
 namespace {
@@ -89,6 +95,70 @@ TEST(Records, EmptyOrMissingDatasetsAreErrors) {
               HasSubstr("empty dataset"));
   EXPECT_THAT(error_of([&] { read_records(d / "nope.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
               HasSubstr("nope.json: cannot open"));
+}
+
+// A byte order mark (Windows editors write one) must not turn a JSON array into "JSONL with a broken first
+// line": with or without it, both layouts give the same records.
+TEST(Records, AByteOrderMarkIsSkippedInJsonArraysAsInJsonl) {
+  TempDir d;
+  const std::string bom = "\xEF\xBB\xBF";
+  const std::string array = R"([{"instruction":"i1","output":"o1"},{"instruction":"i2","input":"x","output":"o2"}])";
+  const std::string lines = "{\"instruction\":\"i1\",\"output\":\"o1\"}\n{\"instruction\":\"i2\",\"input\":\"x\",\"output\":\"o2\"}\n";
+  write_file(d / "plain.json", array);
+  write_file(d / "bom.json", bom + array);
+  write_file(d / "bom.jsonl", bom + lines);
+  write_file(d / "bom_space.json", bom + "\n  " + array);
+  const auto ref = read_records(d / "plain.json", config::DataFormat::alpaca, config::OnMalformed::error);
+  for (const char* name : {"bom.json", "bom.jsonl", "bom_space.json"}) {
+    const auto r = read_records(d / name, config::DataFormat::alpaca, config::OnMalformed::error);
+    ASSERT_EQ(r.size(), ref.size()) << name;
+    for (size_t i = 0; i < r.size(); ++i) {
+      EXPECT_EQ(r[i].instruction, ref[i].instruction) << name;
+      EXPECT_EQ(r[i].input, ref[i].input) << name;
+      EXPECT_EQ(r[i].output, ref[i].output) << name;
+    }
+  }
+  write_file(d / "only_bom.json", bom + "\n");
+  EXPECT_THAT(error_of([&] { read_records(d / "only_bom.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
+              HasSubstr("the data file is empty"));
+}
+
+// A directory opens as a stream on Linux and reads as nothing: it was reported as "the data file is
+// empty". It is named as a directory, and through load_datasets with the config key.
+TEST(Records, ADirectoryIsReportedAsOneWithItsKey) {
+  TempDir d;
+  std::filesystem::create_directories(d / "data");
+  EXPECT_THAT(error_of([&] { read_records(d / "data", config::DataFormat::alpaca, config::OnMalformed::error); }),
+              HasSubstr("data: is a directory, not a data file"));
+  tok::ByteTokenizer t;
+  for (const char* key : {"train", "eval"}) {
+    const auto cfg =
+        config::parse_config("", "test", {"data.builtin_train_size=16", std::string("data.") + key + "=" + (d / "data")});
+    const std::string err = error_of([&] { run::load_datasets(cfg, t); });
+    EXPECT_THAT(err, HasSubstr(std::string("config: data.") + key + ": " + (d / "data") + " is a directory")) << key;
+    EXPECT_THAT(err, ::testing::Not(HasSubstr("empty"))) << key;
+  }
+}
+
+// The global batch (micro-batch x accumulation x ranks) against the training examples, computed without
+// overflow: over them a step would repeat samples, and a huge value only fills memory.
+TEST(Datasets, AGlobalBatchOverTheTrainingExamplesIsRefused) {
+  tok::ByteTokenizer t;
+  auto cfg_with = [](const std::string& mbs, const std::string& accum) {
+    return config::parse_config("", "test", {"data.builtin_train_size=16", "data.builtin_eval_size=0",
+                                             "train.micro_batch_size=" + mbs, "train.accumulation_steps=" + accum});
+  };
+  const auto small = cfg_with("4", "2");
+  const run::Datasets d = run::load_datasets(small, t);
+  ASSERT_EQ(d.train.size(), 16u);
+  EXPECT_EQ(error_of([&] { run::check_global_batch(small, 2, d); }), "");  // 4 x 2 x 2 = 16: every example once
+  EXPECT_THAT(error_of([&] { run::check_global_batch(small, 3, d); }),
+              HasSubstr("train.micro_batch_size 4 x train.accumulation_steps 2 x 3 rank(s) = 24 samples per step (the "
+                        "global batch) exceeds the 16 training examples"));
+  EXPECT_THAT(error_of([&] { run::check_global_batch(small, 3, d); }), HasSubstr("raise data.builtin_train_size"));
+  // 2^20 x 2^20 x 2^30 overflows 64 bits: refused, not wrapped around to something small.
+  const auto huge = cfg_with("1048576", "1048576");
+  EXPECT_THAT(error_of([&] { run::check_global_batch(huge, 1 << 30, d); }), HasSubstr("= more than 2^63 samples per step"));
 }
 
 TEST(Examples, LabelsCoverResponseAndEosOnly) {
@@ -176,6 +246,40 @@ TEST(Sampler, EachEpochIsAPermutationAndDrawsCrossEpochs) {
   EXPECT_EQ(s2.epoch(), 1);
   EXPECT_NE(EpochSampler::permutation(100, 7, 0), EpochSampler::permutation(100, 7, 1));
   EXPECT_EQ(EpochSampler::permutation(100, 7, 3), EpochSampler::permutation(100, 7, 3));
+  // More than the dataset in one draw is a caller's bug (the trainer refuses such a global batch first):
+  // thrown at once, not a vector grown toward the request.
+  EpochSampler s3(10, 7);
+  EXPECT_THAT(error_of([&] { s3.next(1000000000); }), HasSubstr("a draw of 1000000000 exceeds the 10 samples"));
+  EXPECT_EQ(s3.next(10).size(), 10u);
+}
+
+// What `generate --json` prints for decoded bytes: every ill-formed sequence becomes one U+FFFD per
+// maximal subpart; checked against the Unicode Standard's own example (Table 3-8) and against
+// nlohmann::json's independent decoder (its "replace" error handler) on random byte strings made of the
+// bytes where UTF-8 has its edge cases.
+TEST(Utf8, IllFormedBytesBecomeReplacementCharacters) {
+  using tok::utf8::lossy;
+  for (const std::string ok : {"", "plain ascii", "caf\xC3\xA9", "\xE2\x82\xAC 5", "\xF0\x9F\x98\x80",
+                               "\xF4\x8F\xBF\xBF", "\xED\x9F\xBF"})
+    EXPECT_EQ(lossy(ok), ok);
+  const std::string r = "\xEF\xBF\xBD";
+  EXPECT_EQ(lossy("\x61\xF1\x80\x80\xE1\x80\xC2\x62\x80\x63\x80\xBF\x64"),
+            "a" + r + r + r + "b" + r + "c" + r + r + "d");      // Table 3-8
+  EXPECT_EQ(lossy("ab\xE2\x82"), "ab" + r);                // a character cut by max_new_tokens
+  EXPECT_EQ(lossy("\xC3\xC3"), r + r);                     // two lead bytes
+  EXPECT_EQ(lossy("\xC0\xAF"), r + r);                     // overlong '/'
+  EXPECT_EQ(lossy("\xED\xA0\x80"), r + r + r);             // a surrogate
+  EXPECT_EQ(lossy("\xF4\x90\x80\x80"), r + r + r + r);     // above U+10FFFF
+  const unsigned char edges[] = {0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2,
+                                 0xDF, 0xE0, 0xE1, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF4, 0xF5, 0xFF};
+  std::mt19937 rng(2024);
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes;
+    for (int n = static_cast<int>(rng() % 9); n > 0; --n) bytes += static_cast<char>(edges[rng() % sizeof edges]);
+    const std::string reference = nlohmann::json::parse(
+        nlohmann::json(bytes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).get<std::string>();
+    ASSERT_EQ(lossy(bytes), reference) << ::testing::PrintToString(bytes);
+  }
 }
 
 TEST(BuiltinTasks, DeterministicCheckableAndDisjointSplits) {

@@ -59,6 +59,7 @@ main_pkgs=(
   libopenmpi-dev libopenmpi3 openmpi-bin openmpi-common libpmix2 libhwloc15
   libevent-core-2.1-7 libevent-pthreads-2.1-7 libmunge2
   pkgconf-bin libpkgconf3
+  libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3
 )
 # Runtime libraries nearly every Linux has; used only where the target lacks them.
 fallback_pkgs=(libssl3 zlib1g libbrotli1 libudev1 libstdc++6)

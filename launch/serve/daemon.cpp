@@ -54,6 +54,7 @@ void run_job(const json& cmd, dist::World& world, Spool* spool) {
     config::TrainConfig cfg;
     dist::agree(*world.host, [&] {
       cfg = config::parse_config(cmd["yaml"].get<std::string>(), "job " + id, cmd["sets"].get<std::vector<std::string>>());
+      check_job_paths(cfg, "job " + id);  // a job queued before this check existed
     });
     at::set_num_threads(dist::intra_op_threads(world, static_cast<int>(cfg.train.threads)));
     spdlog::info("[serve] job {} starting", id);
@@ -85,7 +86,7 @@ int run_daemon(const ServeOptions& o, dist::World& world) {
   std::unique_ptr<HttpApi> http;
   dist::agree(host, [&] {
     if (world.rank != 0) return;
-    spool = std::make_unique<Spool>(o.spool);
+    spool = std::make_unique<Spool>(o.spool, o.limits);
     if (o.default_job && !spool->ever_had_jobs()) spool->submit(kQuickstartJobYaml, "quickstart", "built-in quick start");
     http = std::make_unique<HttpApi>(*spool, o.http);
     std::ofstream(fs::path(o.spool) / "daemon.json")

@@ -1,12 +1,14 @@
 // The daemon's HTTP API on rank 0 (cpp-httplib, its own thread):
 //   GET    /v1/jobs          all jobs: [{id, name, state, step, total_steps, loss, eta_s, ...}]
 //   GET    /v1/jobs/{id}     one job
-//   POST   /v1/jobs          a YAML job file as the body (?name=...): 201 {"id", "ids"} or 400 {"error"}
+//   POST   /v1/jobs          a YAML job file as the body (?name=...): 201 {"id", "ids"}, 400 {"error"}
+//                            (invalid, or a sweep over --max-sweep-jobs), 429 {"error"} (queue full)
 //   DELETE /v1/jobs/{id}     cancel: a queued job at once; a running one checkpoints and stops (202)
 //   GET    /metrics          Prometheus text format
 //   GET    /healthz
 // Every request needs "Authorization: Bearer <token>" when a token is configured (401 otherwise);
-// bodies above the limit get 413.
+// bodies above the limit get 413; an unknown path 404, another method on a known path 405 with an
+// Allow header. Every error has a JSON body {"error": "..."}.
 #pragma once
 
 #include <memory>
@@ -26,7 +28,7 @@ struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8471;
   std::optional<std::string> token;  // required for any host but loopback
-  size_t max_body_bytes = 1 << 20;
+  size_t max_body_bytes = 1 << 20;  // at most config::kMaxConfigBytes (cmd_serve checks)
 };
 
 class HttpApi {

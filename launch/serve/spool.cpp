@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "config/job.h"
+#include "launch/serve/job_file.h"
 #include "trainer/io/safetensors.h"
 #include "trainer/run/stop_signal.h"
 
@@ -124,7 +125,16 @@ std::string Spool::sanitize_name(const std::string& name) {
   return out.empty() ? "job" : out;
 }
 
-Spool::Spool(std::string root) : root_(std::move(root)) {
+Spool::Spool(std::string root, JobLimits limits) : root_(std::move(root)), lock_(root_), limits_(limits) {
+  try {
+    load();
+  } catch (const fs::filesystem_error& e) {  // a subdirectory this user cannot create or read
+    throw UserError("--spool " + root_ + ": " + e.what() +
+                    " (its subdirectories must be directories this user can read and write)");
+  }
+}
+
+void Spool::load() {
   for (const char* d : {"incoming", "reports"}) fs::create_directories(fs::path(root_) / d);
   for (const auto& st : kStates) {
     fs::create_directories(fs::path(root_) / st.dir);
@@ -189,8 +199,11 @@ std::string Spool::queue_locked(const std::string& config_yaml, const std::vecto
 }
 
 std::vector<std::string> Spool::submit(const std::string& yaml, const std::string& name, const std::string& source) {
-  const config::JobSpec spec = config::parse_job(yaml, source);  // throws ConfigError
+  const config::JobSpec spec = admit_job(yaml, source, limits_);  // throws ConfigError
   std::lock_guard<std::mutex> lock(mu_);
+  int64_t queued = 0;
+  for (const auto& [id, j] : jobs_) queued += j.state == JobState::queued;
+  check_queue_room(queued, spec.combination_count(), limits_, source);
   const std::string base = sanitize_name(!spec.name.empty() ? spec.name : name);
   std::vector<std::string> ids;
   std::string sweep;
@@ -215,8 +228,12 @@ std::vector<std::string> Spool::submit(const std::string& yaml, const std::strin
   return ids;
 }
 
-void Spool::fail_file_locked(const std::string& yaml, const std::string& name, const std::string& error) {
-  end_locked(jobs_[queue_locked(yaml, {}, name, "")], JobState::failed, error);
+void Spool::fail_file_locked(const std::string& yaml, const std::string& name, const std::string& error,
+                             const std::string& keep) {
+  JobStatus& j = jobs_[queue_locked(yaml, {}, name, "")];
+  end_locked(j, JobState::failed, error);
+  std::error_code ec;  // (a file that vanished meanwhile is simply not kept)
+  if (!keep.empty()) fs::rename(keep, fs::path(dir_of(j)) / "job.yaml", ec);
 }
 
 void Spool::scan_incoming() {
@@ -224,19 +241,29 @@ void Spool::scan_incoming() {
   for (const auto& e : fs::directory_iterator(fs::path(root_) / "incoming")) {
     const std::string n = e.path().filename().string();
     const std::string ext = e.path().extension().string();
-    if (e.is_regular_file() && n.front() != '.' && (ext == ".yaml" || ext == ".yml")) files.push_back(e.path());
+    // Everything but real directories: a symlink, FIFO or device is refused below, not ignored.
+    std::error_code ec;
+    const bool dir = fs::is_directory(e.symlink_status(ec));
+    if (!dir && n.front() != '.' && (ext == ".yaml" || ext == ".yml")) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
-    const std::string yaml = read_text(f);
-    try {
-      submit(yaml, f.stem().string(), f.string());
-    } catch (const std::exception& e) {
-      std::lock_guard<std::mutex> lock(mu_);
-      spdlog::warn("[serve] rejected {}: {}", f.string(), e.what());
-      fail_file_locked(yaml, f.stem().string(), e.what());
+    const JobFile file = read_job_file(f.string());
+    std::string error = file.error;
+    if (error.empty()) {
+      try {
+        submit(file.text, f.stem().string(), f.string());
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
     }
-    fs::remove(f);
+    if (!error.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      spdlog::warn("[serve] rejected {}: {}", f.string(), error);
+      fail_file_locked(file.text, f.stem().string(), error, file.keep ? f.string() : "");
+    }
+    std::error_code ec;
+    fs::remove(f, ec);  // a kept file is already in failed/; a link goes, never what it points to
   }
 }
 

@@ -1,16 +1,19 @@
 // The daemon's job store (rank 0 only). The spool directory is the source of truth; every state change
 // is a rename, so a daemon killed at any moment loses no queued job and finds its running job again:
 //
+//   .lock                       held (flock) by the daemon that owns the spool: see spool_lock.h
 //   incoming/<name>.yaml        job files dropped by users: write them elsewhere (or as a dot file, or
 //                               with a .tmp suffix) and rename into place; only complete *.yaml/*.yml
-//                               files whose names do not start with '.' are read
+//                               files whose names do not start with '.' are read, and only regular
+//                               files (job_file.h)
 //   queue/<id>/job.yaml         accepted, waiting
 //   running/<id>/               job.yaml, status.json, output/ (the job's output_dir)
 //   done/<id>/, failed/<id>/ (error.txt), cancelled/<id>/
 //   reports/<sweep>/            report.md, report.json, loss.svg of a completed sweep
 //
 // Job ids are generated here ("000007-my-job"); user-supplied names are sanitised to [A-Za-z0-9._-],
-// so nothing a user sends can name a path outside the spool. All methods are thread-safe.
+// so nothing a user sends can name a path outside the spool; what a job may ask for is in admission.h.
+// All methods are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "launch/serve/admission.h"
+#include "launch/serve/spool_lock.h"
 #include "trainer/run/trainer.h"
 
 namespace neftune::serve {
@@ -53,11 +58,12 @@ struct JobLaunch {
 
 class Spool {
  public:
-  explicit Spool(std::string root);
+  // Takes the spool's lock first (UserError if another daemon holds it, or the path is unusable).
+  Spool(std::string root, JobLimits limits);
   const std::string& root() const { return root_; }
 
   // Validates a job file and queues one job per sweep combination; returns their ids. Throws
-  // config::ConfigError (with `source` and the key) when invalid.
+  // config::ConfigError (with `source` and the key) when invalid, QueueFull when there is no room.
   std::vector<std::string> submit(const std::string& yaml, const std::string& name, const std::string& source);
   // Moves complete files from incoming/ into the queue (invalid ones straight to failed/ with the error).
   void scan_incoming();
@@ -86,6 +92,7 @@ class Spool {
   static std::string sanitize_name(const std::string& name);
 
  private:
+  void load();  // creates the state directories and reads the jobs in them
   std::string dir_of(const JobStatus& j) const;
   void save_status(const JobStatus& j) const;
   // Renames the job's directory into the state's directory.
@@ -94,9 +101,13 @@ class Spool {
   void end_locked(JobStatus& j, JobState to, const std::string& error);
   std::string queue_locked(const std::string& config_yaml, const std::vector<std::string>& overrides,
                            const std::string& name, const std::string& sweep);
-  void fail_file_locked(const std::string& yaml, const std::string& name, const std::string& error);
+  // A failed job for a job file that was refused; `keep` moves the file itself in as its job.yaml.
+  void fail_file_locked(const std::string& yaml, const std::string& name, const std::string& error,
+                        const std::string& keep = "");
 
   std::string root_;
+  SpoolLock lock_;  // before anything reads or writes the spool
+  JobLimits limits_;
   mutable std::mutex mu_;
   std::map<std::string, JobStatus> jobs_;  // by id (ids sort in submission order)
   std::set<std::string> cancel_;  // running jobs asked to stop

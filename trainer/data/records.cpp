@@ -1,5 +1,6 @@
 #include "trainer/data/records.h"
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -41,11 +42,16 @@ std::string parse_record(const json& j, config::DataFormat format, Record& out) 
 
 std::vector<Record> read_records(const std::string& path, config::DataFormat format, config::OnMalformed on_malformed,
                                  ReadStats* stats) {
+  if (std::filesystem::is_directory(path))
+    throw DataError(path + ": is a directory, not a data file (name an Alpaca/Dolly JSON or JSONL file in it)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(path + ": cannot open data file (check data.train / data.eval)");
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
+  std::string text = ss.str();
+  // A UTF-8 byte order mark (editors on Windows write one) is not part of the data: without it a JSON
+  // array is recognised as one, and no record or line starts with it.
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) throw DataError(path + ": the data file is empty (an empty dataset cannot be trained on)");
 

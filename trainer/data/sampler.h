@@ -14,7 +14,7 @@ class EpochSampler {
  public:
   EpochSampler(int64_t dataset_size, uint64_t seed);
 
-  // The next n picks of the global stream.
+  // The next n picks of the global stream; n must not exceed the dataset size (std::invalid_argument).
   std::vector<SamplePick> next(int64_t n);
 
   int64_t epoch() const { return epoch_; }

@@ -2,8 +2,10 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "trainer/model/hf_checkpoint.h"
 
@@ -47,16 +49,36 @@ std::vector<dist::ParamSpec> all_params(const LlamaConfig& c) {
   return out;
 }
 
-Rope::Rope(const LlamaConfig& c, int64_t max_len, at::Device device) {
-  const int64_t hd = c.head_dim;
+Rope::Rope(const LlamaConfig& c, at::Device device)
+    : head_dim_(c.head_dim), max_positions_(c.max_position_embeddings), theta_(c.rope_theta), device_(device) {}
+
+void Rope::reserve(int64_t len) {
+  TORCH_CHECK(len <= max_positions_, "RoPE: a sequence of ", len, " positions exceeds max_position_embeddings ",
+              max_positions_);
+  if (len <= length()) return;
+  const int64_t hd = head_dim_;
   // inv_freq[j] = 1 / theta^(2j / hd), computed in fp32 like HF.
   const at::Tensor exponent = at::arange(0, hd, 2, at::kLong).to(at::kFloat) / static_cast<float>(hd);
-  const at::Tensor inv_freq = 1.0 / at::pow(static_cast<float>(c.rope_theta), exponent);  // (hd/2)
-  const at::Tensor pos = at::arange(max_len, at::kLong).to(at::kFloat);                    // (T)
-  const at::Tensor freqs = at::outer(pos, inv_freq);                                      // (T, hd/2)
-  const at::Tensor emb = at::cat({freqs, freqs}, -1);                                     // (T, hd)
-  cos = emb.cos().to(device);
-  sin = emb.sin().to(device);
+  const at::Tensor inv_freq = 1.0 / at::pow(static_cast<float>(theta_), exponent);  // (hd/2)
+  std::vector<at::Tensor> cos_parts, sin_parts;
+  if (cos.defined()) {
+    cos_parts.push_back(cos);
+    sin_parts.push_back(sin);
+  }
+  // Whole blocks: the elementwise kernels see the same shapes whatever the length, so they round alike.
+  for (int64_t p0 = length(); p0 < len; p0 += kBlock) {
+    const at::Tensor pos = at::arange(p0, p0 + kBlock, at::kLong).to(at::kFloat);  // (kBlock)
+    const at::Tensor freqs = at::outer(pos, inv_freq);                             // (kBlock, hd/2)
+    const at::Tensor emb = at::cat({freqs, freqs}, -1);                            // (kBlock, hd)
+    cos_parts.push_back(emb.cos().to(device_));
+    sin_parts.push_back(emb.sin().to(device_));
+  }
+  cos = at::cat(cos_parts, 0);
+  sin = at::cat(sin_parts, 0);
+  if (cos.size(0) > max_positions_) {  // never past the model's limit
+    cos = cos.narrow(0, 0, max_positions_);
+    sin = sin.narrow(0, 0, max_positions_);
+  }
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -114,6 +136,8 @@ at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::
   at::Tensor q = at::linear(h, w.wq).view({B, L, H, hd}).transpose(1, 2);   // (B,H,L,hd)
   at::Tensor k = at::linear(h, w.wk).view({B, L, KV, hd}).transpose(1, 2);  // (B,KV,L,hd)
   at::Tensor v = at::linear(h, w.wv).view({B, L, KV, hd}).transpose(1, 2);  // (B,KV,L,hd)
+  TORCH_CHECK(pos0 + L <= rope.length(), "RoPE tables cover ", rope.length(), " positions, not ", pos0 + L,
+              " (Rope::reserve first)");
   const at::Tensor cos = rope.cos.narrow(0, pos0, L).to(x.scalar_type());   // (L,hd)
   const at::Tensor sin = rope.sin.narrow(0, pos0, L).to(x.scalar_type());
   q = q * cos + rotate_half(q) * sin;
@@ -160,7 +184,7 @@ LlamaModel LlamaModel::from_tensors(const LlamaConfig& c, const std::function<at
   }
   m.norm_ = load(kNormName);
   m.lm_head_ = c.tie_word_embeddings ? m.embed_ : load(kLmHeadName);
-  m.rope_ = Rope(c, c.max_position_embeddings, device);
+  m.rope_ = Rope(c, device);
   return m;
 }
 
@@ -180,6 +204,7 @@ at::Tensor LlamaModel::forward(const at::Tensor& ids, KvCache* cache) const {
   TORCH_CHECK(pos0 + ids.size(1) <= config_.max_position_embeddings, "sequence of ", pos0 + ids.size(1),
               " tokens exceeds max_position_embeddings ", config_.max_position_embeddings);
   if (cache) TORCH_CHECK(pos0 + ids.size(1) <= cache->k[0].size(2), "KV cache capacity exceeded");
+  rope_.reserve(pos0 + ids.size(1));
   at::Tensor x = embed(embed_, ids.to(device_));
   for (size_t i = 0; i < layers_.size(); ++i)
     x = decoder_layer(config_, layers_[i], x, rope_, pos0, cache ? &cache->k[i] : nullptr,

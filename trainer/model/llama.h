@@ -41,11 +41,26 @@ std::vector<dist::ParamSpec> head_unit_params(const LlamaConfig& c);
 // Every tensor of an HF checkpoint of this config, in unit order.
 std::vector<dist::ParamSpec> all_params(const LlamaConfig& c);
 
-// cos/sin tables (max_len, head_dim) in fp32, HF layout (frequencies repeated over both halves).
-struct Rope {
+// cos/sin tables (length, head_dim) in fp32, HF layout (frequencies repeated over both halves), for the
+// positions a model has run so far: reserve() extends them on demand, never to max_position_embeddings up
+// front (HF configs say 131072 and more; a config.json may say anything).
+class Rope {
+ public:
   Rope() = default;
-  Rope(const LlamaConfig& c, int64_t max_len, at::Device device);
-  at::Tensor cos, sin;
+  Rope(const LlamaConfig& c, at::Device device);
+  // Makes the tables cover positions [0, len) (len <= max_position_embeddings), adding whole blocks of
+  // kBlock positions, each computed alone: a position's values never depend on how long the tables are.
+  void reserve(int64_t len);
+  int64_t length() const { return cos.defined() ? cos.size(0) : 0; }
+
+  at::Tensor cos, sin;  // (length, head_dim)
+
+ private:
+  static constexpr int64_t kBlock = 64;
+  int64_t head_dim_ = 0;
+  int64_t max_positions_ = 0;
+  double theta_ = 10000.0;
+  at::Device device_ = at::kCPU;
 };
 
 // Per-layer key/value cache for generation: (B, n_kv_heads, capacity, head_dim).
@@ -57,8 +72,8 @@ struct KvCache {
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 // (B, L) ids -> (B, L, d)
 at::Tensor embed(const at::Tensor& table, const at::Tensor& ids);
-// (B, L, d) -> (B, L, d). `pos0` is the position of x[:, 0]; `layer_cache` (k, v) is read and
-// filled when given.
+// (B, L, d) -> (B, L, d). `pos0` is the position of x[:, 0]; `rope` must cover pos0 + L; `layer_cache`
+// (k, v) is read and filled when given.
 at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
                          int64_t pos0, at::Tensor* cache_k = nullptr, at::Tensor* cache_v = nullptr);
 // The attention kernel this build compiled: "sdpa" (at::scaled_dot_product_attention, LibTorch >= 2:
@@ -91,7 +106,7 @@ class LlamaModel {
   at::Device device_ = at::kCPU;
   at::Tensor embed_, norm_, lm_head_;
   std::vector<LayerWeights> layers_;
-  Rope rope_;
+  mutable Rope rope_;  // grown by forward() to the longest sequence so far (a model is used by one thread)
 };
 
 }  // namespace neftune::model

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 
 #include "trainer/io/safetensors.h"
 
@@ -39,10 +40,38 @@ int64_t token_id(const json& j, const char* key, int64_t fallback, const std::st
 
 }  // namespace
 
+std::optional<LlamaConfig::UnitSizes> LlamaConfig::checked_unit_sizes() const {
+  bool overflow = false;
+  auto mul = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow = overflow || __builtin_mul_overflow(a, b, &r);
+    return r;
+  };
+  auto add = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow = overflow || __builtin_add_overflow(a, b, &r);
+    return r;
+  };
+  const int64_t d = hidden_size, q = mul(num_attention_heads, head_dim), kv = mul(num_key_value_heads, head_dim);
+  UnitSizes u;
+  u.embed = mul(vocab_size, d);
+  // 2 norms, q/o projections (q x d each), k/v projections (kv x d each), gate/up/down (f x d each).
+  u.layer = add(add(mul(2, d), mul(2, mul(q, d))), add(mul(2, mul(kv, d)), mul(3, mul(intermediate_size, d))));
+  u.head = add(d, tie_word_embeddings ? 0 : u.embed);
+  add(add(u.embed, u.head), mul(num_hidden_layers, u.layer));  // the total must fit too
+  if (overflow) return std::nullopt;
+  return u;
+}
+
+LlamaConfig::UnitSizes LlamaConfig::unit_sizes() const {
+  const auto u = checked_unit_sizes();
+  if (!u) throw std::overflow_error("LlamaConfig: the parameter count does not fit in 64 bits");
+  return *u;
+}
+
 int64_t LlamaConfig::num_parameters() const {
-  const int64_t d = hidden_size;
-  const int64_t layer = 2 * d + d * q_dim() + 2 * d * kv_dim() + q_dim() * d + 3 * d * intermediate_size;
-  return vocab_size * d * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + d;
+  const UnitSizes u = unit_sizes();
+  return u.embed + num_hidden_layers * u.layer + u.head;
 }
 
 LlamaConfig LlamaConfig::load(const std::string& path) {
@@ -103,6 +132,10 @@ void LlamaConfig::check(const std::string& src) const {
     fail("num_attention_heads (" + std::to_string(num_attention_heads) + ") must be a multiple of num_key_value_heads (" +
          std::to_string(num_key_value_heads) + ")");
   if (head_dim % 2 != 0) fail("head_dim must be even for RoPE");
+  if (!checked_unit_sizes())
+    fail("the parameter count does not fit in 64 bits (hidden_size " + std::to_string(hidden_size) + ", " +
+         std::to_string(num_hidden_layers) + " layers, intermediate_size " + std::to_string(intermediate_size) +
+         ", vocab_size " + std::to_string(vocab_size) + "): not a real model");
   if (bos_token_id < 0 || bos_token_id >= vocab_size || eos_token_id < 0 || eos_token_id >= vocab_size)
     fail("bos/eos token ids must be inside the vocabulary");
 }

@@ -30,6 +30,16 @@ struct LlamaConfig {
   int64_t n_rep() const { return num_attention_heads / num_key_value_heads; }
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
+
+  // Parameters of each FSDP unit: the embedding, one decoder layer, the final norm + untied LM head.
+  struct UnitSizes {
+    int64_t embed = 0, layer = 0, head = 0;
+  };
+  // Computed in 64 bits with overflow checks: nullopt when a count (or the total) does not fit.
+  std::optional<UnitSizes> checked_unit_sizes() const;
+  // The same; throws std::overflow_error where checked_unit_sizes() is nullopt (check() refuses such a
+  // config, so a checked config never throws).
+  UnitSizes unit_sizes() const;
   int64_t num_parameters() const;
 
   // Parses <dir>/config.json; unsupported features (rope_scaling, biases, other activations) are

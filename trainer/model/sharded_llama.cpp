@@ -10,7 +10,7 @@ namespace neftune::model {
 ShardedLlama::ShardedLlama(const LlamaConfig& config, dist::Communicator& comm, const dist::ShardingOptions& options,
                            bool prefetch)
     : config_(config), comm_(comm), options_(options), prefetch_(prefetch) {
-  rope_ = Rope(config_, config_.max_position_embeddings, options_.device);
+  rope_ = Rope(config_, options_.device);
   const int64_t n = comm_.size();
   auto add = [&](std::string name, std::vector<dist::ParamSpec> params) {
     units_.push_back(std::make_unique<dist::FlatUnit>(dist::UnitLayout::make(std::move(name), std::move(params), n),
@@ -81,6 +81,7 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
   const bool full = options_.mode == config::Sharding::full;
   const size_t head = head_index();
   const at::Tensor ids = data::to_device(batch.input_ids, options_.device);
+  rope_.reserve(ids.size(1));
 
   // ---- forward ----
   unit(0).finish_gather();
@@ -151,6 +152,7 @@ MicroResult ShardedLlama::evaluate(const data::Batch& batch) {
   at::NoGradGuard no_grad;
   const size_t head = head_index();
   const at::Tensor ids = data::to_device(batch.input_ids, options_.device);
+  rope_.reserve(ids.size(1));
   unit(0).gather();
   prefetch(1);
   at::Tensor x = embed(unit(0).views(false)[0], ids);

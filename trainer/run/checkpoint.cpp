@@ -548,7 +548,8 @@ void export_checkpoint(const std::string& dir, const std::string& out_dir, const
     throw CheckpointError(dir + ": no tensor '" + name + "'");
   };
   model::write_hf_model(tmp, cfg, get, options, true);
-  for (const char* f : {"tokenizer.model", "neftune_tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+  for (const char* f : {"tokenizer.model", "tokenizer.json", "neftune_tokenizer.json", "tokenizer_config.json",
+                        "special_tokens_map.json"})
     if (fs::exists(fs::path(dir) / f)) fs::copy_file(fs::path(dir) / f, fs::path(tmp) / f);
   io::fsync_path(tmp);
   fs::remove_all(out_dir);

@@ -1,17 +1,33 @@
 #include "trainer/run/datasets.h"
 
+#include <filesystem>
 #include <sstream>
 
+#include "config/config.h"
 #include "trainer/data/builtin_tasks.h"
 
 namespace neftune::run {
+
+namespace {
+
+// The records of a data.train / data.eval file; the key is named when the path is not a file.
+std::vector<data::Record> read_key(const std::string& key, const std::string& path, const config::DataConfig& dc,
+                                   data::ReadStats* stats) {
+  if (std::filesystem::is_directory(path))
+    throw config::ConfigError("config: " + key + ": " + path +
+                              " is a directory; name an Alpaca/Dolly JSON or JSONL file (e.g. " + key + ": " + path +
+                              "/train.json)");
+  return data::read_records(path, dc.format, dc.on_malformed, stats);
+}
+
+}  // namespace
 
 Datasets load_datasets(const config::TrainConfig& cfg, const tok::Tokenizer& tok) {
   Datasets d;
   const auto& dc = cfg.data;
   std::vector<data::Record> train_records;
   if (dc.train) {
-    train_records = data::read_records(*dc.train, dc.format, dc.on_malformed, &d.train_read);
+    train_records = read_key("data.train", *dc.train, dc, &d.train_read);
   } else {
     d.builtin = true;
     train_records = data::make_builtin_tasks(dc.builtin_train_size, data::Split::train);
@@ -19,7 +35,7 @@ Datasets load_datasets(const config::TrainConfig& cfg, const tok::Tokenizer& tok
   d.train = data::make_examples(train_records, tok, dc.max_seq_len, dc.too_long,
                                 dc.train ? *dc.train : std::string("built-in data"), &d.train_tok);
   if (dc.eval) {
-    d.eval_records = data::read_records(*dc.eval, dc.format, dc.on_malformed, &d.eval_read);
+    d.eval_records = read_key("data.eval", *dc.eval, dc, &d.eval_read);
   } else if (!dc.train && dc.builtin_eval_size > 0) {
     d.eval_records = data::make_builtin_tasks(dc.builtin_eval_size, data::Split::held_out);
   }
@@ -29,6 +45,22 @@ Datasets load_datasets(const config::TrainConfig& cfg, const tok::Tokenizer& tok
     d.eval = data::make_examples(d.eval_records, tok, dc.max_seq_len, dc.too_long,
                                  dc.eval ? *dc.eval : std::string("built-in held-out data"), &d.eval_tok);
   return d;
+}
+
+void check_global_batch(const config::TrainConfig& cfg, int world_size, const Datasets& d) {
+  const auto& t = cfg.train;
+  const int64_t examples = static_cast<int64_t>(d.train.size());
+  int64_t global = 0;
+  const bool overflow = __builtin_mul_overflow(t.micro_batch_size, t.accumulation_steps, &global) ||
+                        __builtin_mul_overflow(global, static_cast<int64_t>(world_size), &global);
+  if (!overflow && global <= examples) return;
+  throw config::ConfigError(
+      "config: train.micro_batch_size " + std::to_string(t.micro_batch_size) + " x train.accumulation_steps " +
+      std::to_string(t.accumulation_steps) + " x " + std::to_string(world_size) + " rank(s) = " +
+      (overflow ? std::string("more than 2^63") : std::to_string(global)) +
+      " samples per step (the global batch) exceeds the " + std::to_string(examples) +
+      " training examples: lower train.micro_batch_size or train.accumulation_steps (or use fewer ranks)" +
+      (d.builtin ? ", or raise data.builtin_train_size" : ", or add training data"));
 }
 
 std::string describe(const Datasets& d) {

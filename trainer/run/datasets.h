@@ -22,6 +22,11 @@ struct Datasets {
 
 Datasets load_datasets(const config::TrainConfig& cfg, const tok::Tokenizer& tok);
 
+// Throws ConfigError when a step's samples, train.micro_batch_size x train.accumulation_steps x
+// `world_size` (computed without overflow), exceed the training examples: a step would repeat samples,
+// and a huge value would only fill memory.
+void check_global_batch(const config::TrainConfig& cfg, int world_size, const Datasets& d);
+
 // One-line summary for the log.
 std::string describe(const Datasets& d);
 

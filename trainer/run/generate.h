@@ -11,14 +11,21 @@
 namespace neftune::run {
 
 struct GenerateOptions {
-  int64_t max_new_tokens = 128;
-  double temperature = 0.0;  // 0 = greedy
-  double top_p = 1.0;
-  double repetition_penalty = 1.0;  // 1 = off
+  int64_t max_new_tokens = 128;     // 1 .. kMaxNewTokens
+  double temperature = 0.0;         // >= 0; 0 = greedy
+  double top_p = 1.0;               // (0, 1]
+  double repetition_penalty = 1.0;  // > 0; 1 = off
   uint64_t seed = 0;
 };
 
-// The new tokens after `prompt` (EOS, if produced, is the last one and is included).
+inline constexpr int64_t kMaxNewTokens = 1 << 20;
+
+// Throws UserError naming the option (--max-new-tokens, --temperature, --top-p, --repetition-penalty)
+// and its valid range for any value outside it (NaN and infinities included).
+void check_generate_options(const GenerateOptions& options);
+
+// The new tokens after `prompt` (EOS, if produced, is the last one and is included). Checks `options`
+// first (check_generate_options), and that the KV cache fits the host memory.
 std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<int32_t>& prompt,
                               const GenerateOptions& options, int32_t eos_id);
 

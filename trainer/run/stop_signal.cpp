@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
 
 namespace neftune::run {
 namespace {
@@ -28,5 +30,9 @@ int stop_requested() {
 }
 void request_stop() { g_request.store(true); }
 void clear_stop_request() { g_request.store(false); }
+
+void write_stop_marker() {
+  if (const char* path = std::getenv("NEFTUNE_STOP_MARKER"); path && *path) std::ofstream(path) << "preempted\n";
+}
 
 }  // namespace neftune::run

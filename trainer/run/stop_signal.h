@@ -16,4 +16,9 @@ void request_stop();
 // Withdraws a request_stop(); a signal stays.
 void clear_stop_request();
 
+// When $NEFTUNE_STOP_MARKER names a file, creates it: main() calls this on rank 0 as it exits with
+// kExitPreempted (a checkpoint was written after a stop), so a wrapper whose launcher loses that exit
+// code (mpirun answers a SIGTERM of its own with 1) still knows (launch/mpirun-requeue.sh).
+void write_stop_marker();
+
 }  // namespace neftune::run

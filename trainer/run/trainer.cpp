@@ -15,6 +15,7 @@
 #include "trainer/optim/schedule.h"
 #include "trainer/run/device.h"
 #include "trainer/run/logging.h"
+#include "trainer/run/memory_budget.h"
 #include "trainer/run/progress.h"
 #include "trainer/run/stop_signal.h"
 
@@ -60,6 +61,20 @@ void truncate_metrics_after(const std::string& path, int64_t last_step) {
   std::ofstream(path, std::ios::trunc) << kept;
 }
 
+// Thrown by evaluate() on every rank when a stop was requested during it.
+struct EvalStopped : std::runtime_error {
+  EvalStopped() : std::runtime_error("[eval] stopped by a stop request") {}
+};
+
+// evaluate(), or nullopt when a stop request ended it (on every rank alike).
+std::optional<double> evaluate_unless_stopped(Trainer& t) {
+  try {
+    return t.evaluate();
+  } catch (const EvalStopped&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace
 
 Trainer::Trainer(config::TrainConfig cfg, dist::World& world, TrainerOptions options)
@@ -96,11 +111,15 @@ void Trainer::setup() {
                mcfg_.num_hidden_layers, mcfg_.hidden_size, mcfg_.num_attention_heads, mcfg_.num_key_value_heads,
                mcfg_.intermediate_size, mcfg_.vocab_size, mcfg_.tie_word_embeddings);
 
-  dist::agree(host, [&] { data_ = load_datasets(cfg_, *tok_); });
+  dist::agree(host, [&] {
+    data_ = load_datasets(cfg_, *tok_);
+    check_global_batch(cfg_, world_.size, data_);
+  });
   spdlog::info("[data] {}", describe(data_));
 
   dist::agree(host, [&] {
     tc_ = dist::make_training_comm(world_, cfg_.distributed.backend, cfg_.distributed.timeout_s);
+    check_training_memory(mcfg_, cfg_, world_, tc_.device);  // before the model's memory is allocated
     dist::ShardingOptions so;
     so.mode = cfg_.distributed.sharding;
     so.compute_dtype = to_dtype(cfg_.model.dtype);
@@ -188,12 +207,13 @@ TrainSummary Trainer::train() {
     // (SIGTERM/SIGUSR1), so every rank stops at the same step.
     at::Tensor maxes = at::tensor({peak_rss_mb(), stop_requested() ? 1.0 : 0.0}, at::kDouble);
     world_.host->all_reduce(maxes, dist::ReduceOp::max)->wait();
-    const bool stop = maxes[1].item<double>() > 0;
+    bool stop = maxes[1].item<double>() > 0;
     write_step_metrics(s, maxes[0].item<double>());
     if (observer_.on_step) observer_.on_step(s, total_steps_);
     bar.update(s.step, s.loss, s.tokens / s.seconds);
     summary.final_loss = s.loss;
-    if (eval_every > 0 && s.step % eval_every == 0 && s.step < total_steps_ && !data_.eval.empty()) evaluate();
+    if (!stop && eval_every > 0 && s.step % eval_every == 0 && s.step < total_steps_ && !data_.eval.empty())
+      stop = !evaluate_unless_stopped(*this);
     if ((ckpt_every > 0 && s.step % ckpt_every == 0) || stop) save_checkpoint();
     if (stop) {
       bar.finish();
@@ -207,7 +227,14 @@ TrainSummary Trainer::train() {
   bar.finish();
   set_console_quiet(false);
   if (saved_step_ != step_) save_checkpoint();
-  if (!data_.eval.empty()) summary.final_eval_loss = evaluate();
+  if (!data_.eval.empty() && !(summary.final_eval_loss = evaluate_unless_stopped(*this))) {
+    // The checkpoint of the last step is written: a resumed run only redoes this eval and the export.
+    spdlog::warn("[train] stop requested during the final eval: checkpoint at step {} kept; exiting to be resumed",
+                 step_);
+    summary.steps = step_;
+    summary.preempted = true;
+    return summary;
+  }
   summary.steps = step_;
   summary.final_dir = (fs::path(cfg_.output_dir) / "final").string();
   export_final(summary.final_dir);
@@ -295,6 +322,8 @@ double Trainer::evaluate() {
   at::Tensor loss = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(tc_.device));
   double count = 0;
   for (int64_t b = 0; b < batches; ++b) {
+    // A stop request (signal or cancel) on any rank ends a long eval at once, on every rank together.
+    if (world_.host->all_reduce_scalar(stop_requested() ? 1.0 : 0.0, dist::ReduceOp::max) > 0) throw EvalStopped();
     const int64_t lo = b * mbs, hi = std::min<int64_t>(lo + mbs, static_cast<int64_t>(mine.size()));
     const bool dummy = lo >= hi;
     const std::vector<data::SamplePick> picks =

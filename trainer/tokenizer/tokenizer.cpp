@@ -1,6 +1,7 @@
 #include "trainer/tokenizer/tokenizer.h"
 
 #include <dlfcn.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/errors.h"
+#include "trainer/tokenizer/hf_tokenizer.h"
 
 namespace neftune::tok {
 namespace fs = std::filesystem;
@@ -26,6 +28,16 @@ std::string ByteTokenizer::decode(const std::vector<int32_t>& ids) const {
   for (const int32_t id : ids)
     if (id >= 0 && id < 256) out.push_back(static_cast<char>(id));
   return out;
+}
+
+std::string ByteTokenizer::piece(int32_t id) const {
+  if (id == kBos) return "<bos>";
+  if (id == kEos) return "<eos>";
+  if (id == kPad) return "<pad>";
+  if (id < 0 || id >= 256) return "";
+  static const char* hex = "0123456789ABCDEF";
+  if (id >= 0x20 && id < 0x7F) return std::string(1, static_cast<char>(id));
+  return std::string("<0x") + hex[id >> 4] + hex[id & 15] + ">";
 }
 
 void ByteTokenizer::save(const std::string& dir) const {
@@ -139,6 +151,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     text.resize(static_cast<size_t>(n));
     return text;
   }
+  std::string piece(int32_t id) const override { return id < 0 || id >= vocab_ ? "" : piece_text(id); }
   int64_t vocab_size() const override { return vocab_; }
   int32_t bos_id() const override { return bos_; }
   int32_t eos_id() const override { return eos_; }
@@ -148,20 +161,21 @@ class SentencePieceTokenizer final : public Tokenizer {
     if (fs::absolute(path_) != fs::absolute(dst)) fs::copy_file(path_, dst, fs::copy_options::overwrite_existing);
     std::ofstream(fs::path(dir) / "tokenizer_config.json")
         << json{{"tokenizer_class", "LlamaTokenizer"},
-                {"bos_token", piece(bos_)},
-                {"eos_token", piece(eos_)},
-                {"unk_token", piece(unk_)},
+                {"bos_token", piece_text(bos_)},
+                {"eos_token", piece_text(eos_)},
+                {"unk_token", piece_text(unk_)},
                 {"add_bos_token", true},
                 {"add_eos_token", false},
                 {"legacy", true},
                 {"model_max_length", 1 << 20}}.dump(2)
         << "\n";
     std::ofstream(fs::path(dir) / "special_tokens_map.json")
-        << json{{"bos_token", piece(bos_)}, {"eos_token", piece(eos_)}, {"unk_token", piece(unk_)}}.dump(2) << "\n";
+        << json{{"bos_token", piece_text(bos_)}, {"eos_token", piece_text(eos_)}, {"unk_token", piece_text(unk_)}}.dump(2)
+        << "\n";
   }
 
  private:
-  std::string piece(int id) const {
+  std::string piece_text(int id) const {
     if (id < 0) return "";
     char buf[256];
     const long n = m_.piece(handle_, id, buf, sizeof buf);
@@ -180,17 +194,93 @@ std::unique_ptr<Tokenizer> make_sentencepiece_tokenizer(const std::string& model
   return std::make_unique<SentencePieceTokenizer>(model_path);
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const config::TokenizerConfig& cfg, const std::optional<std::string>& model_dir) {
-  if (cfg.kind == config::TokenizerKind::byte) return std::make_unique<ByteTokenizer>();
-  const std::string path = cfg.path ? *cfg.path : (fs::path(*model_dir) / "tokenizer.model").string();
-  return make_sentencepiece_tokenizer(path);
+std::unique_ptr<Tokenizer> make_hf_tokenizer(const std::string& json_path) {
+  if (!fs::exists(json_path)) throw UserError(json_path + ": tokenizer.json not found (set tokenizer.path)");
+  return std::make_unique<HfTokenizer>(json_path);
+}
+
+std::optional<TokenizerFile> find_tokenizer_file(const std::string& dir) {
+  using config::TokenizerKind;
+  for (const auto& [name, kind] :
+       {std::pair{"tokenizer.model", TokenizerKind::sentencepiece}, std::pair{"tokenizer.json", TokenizerKind::hf},
+        std::pair{"neftune_tokenizer.json", TokenizerKind::byte}}) {
+    const fs::path p = fs::path(dir) / name;
+    if (fs::is_regular_file(p)) return TokenizerFile{kind, p.string()};
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+std::unique_ptr<Tokenizer> make_tokenizer(const TokenizerFile& f) {
+  switch (f.kind) {
+    case config::TokenizerKind::sentencepiece:
+      return make_sentencepiece_tokenizer(f.path);
+    case config::TokenizerKind::hf:
+      return make_hf_tokenizer(f.path);
+    default:
+      return std::make_unique<ByteTokenizer>();
+  }
+}
+
+// A tokenizer file by its name: tokenizer.json-like (*.json) is hf, neftune_tokenizer.json byte,
+// anything else (tokenizer.model) sentencepiece.
+TokenizerFile file_by_name(const std::string& path) {
+  const fs::path p(path);
+  if (p.filename() == "neftune_tokenizer.json") return {config::TokenizerKind::byte, path};
+  if (p.extension() == ".json") return {config::TokenizerKind::hf, path};
+  return {config::TokenizerKind::sentencepiece, path};
+}
+
+std::string no_tokenizer_in(const std::string& dir, const std::string& hint) {
+  return dir + ": no tokenizer.model, tokenizer.json or neftune_tokenizer.json (" + hint + ")";
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tokenizer(const config::TokenizerConfig& cfg,
+                                          const std::optional<std::string>& model_dir) {
+  using config::TokenizerKind;
+  // The explicit kinds: tokenizer.path (a file, or a directory holding the kind's file), else model.path.
+  auto explicit_file = [&](const char* name) {
+    if (cfg.path) return fs::is_directory(*cfg.path) ? (fs::path(*cfg.path) / name).string() : *cfg.path;
+    if (!model_dir)
+      throw UserError(std::string("tokenizer.kind ") + std::string(config::to_string(cfg.kind)) +
+                      ": set tokenizer.path or model.path (with a " + name + " in it)");
+    return (fs::path(*model_dir) / name).string();
+  };
+  switch (cfg.kind) {
+    case TokenizerKind::byte:
+      return std::make_unique<ByteTokenizer>();
+    case TokenizerKind::sentencepiece:
+      return make_sentencepiece_tokenizer(explicit_file("tokenizer.model"));
+    case TokenizerKind::hf:
+      return make_hf_tokenizer(explicit_file("tokenizer.json"));
+    case TokenizerKind::auto_detect:
+      break;
+  }
+  const std::optional<std::string> where = cfg.path ? cfg.path : model_dir;
+  if (!where) return std::make_unique<ByteTokenizer>();
+  TokenizerFile f;
+  if (fs::is_directory(*where)) {
+    const auto found = find_tokenizer_file(*where);
+    if (!found)
+      throw UserError(no_tokenizer_in(*where, std::string("tokenizer.kind auto: set tokenizer.kind and ") +
+                                                  (cfg.path ? "tokenizer.path" : "model.path or tokenizer.path")));
+    f = *found;
+  } else {
+    if (!fs::exists(*where)) throw UserError(*where + ": not found (tokenizer.path)");
+    f = file_by_name(*where);
+  }
+  spdlog::info("[tokenizer] auto: {} ({})", config::to_string(f.kind), f.path);
+  return make_tokenizer(f);
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer_from_model_dir(const std::string& dir) {
-  if (fs::exists(fs::path(dir) / "tokenizer.model"))
-    return make_sentencepiece_tokenizer((fs::path(dir) / "tokenizer.model").string());
-  if (fs::exists(fs::path(dir) / "neftune_tokenizer.json")) return std::make_unique<ByteTokenizer>();
-  throw UserError(dir + ": no tokenizer.model or neftune_tokenizer.json (pass --tokenizer)");
+  if (fs::is_regular_file(dir)) return make_tokenizer(file_by_name(dir));
+  const auto found = find_tokenizer_file(dir);
+  if (!found) throw UserError(no_tokenizer_in(dir, "copy the tokenizer files of the base model into it"));
+  return make_tokenizer(*found);
 }
 
 }  // namespace neftune::tok
