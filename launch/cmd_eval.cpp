@@ -1,5 +1,4 @@
 // neftune eval --model DIR [--data FILE] [...]
-#include <ATen/Parallel.h>
 
 #include <cstdio>
 #include <iostream>
@@ -7,7 +6,7 @@
 
 #include "config/config.h"
 #include "launch/commands.h"
-#include "trainer/run/device.h"
+#include "launch/inference_model.h"
 #include "trainer/data/builtin_tasks.h"
 #include "trainer/data/examples.h"
 #include "trainer/model/llama.h"
@@ -55,13 +54,9 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
       throw UserError("eval: --max-samples: the built-in held-out split makes at most " +
                       std::to_string(config::kMaxBuiltinSamples) + " samples (got " + std::to_string(o->max_samples) + ")");
     run::check_generate_options(o->gen);
-    if (o->threads < 0) throw UserError("--threads: must be >= 0 (got " + std::to_string(o->threads) + "); 0 = all cores");
-    if (o->threads > 0) at::set_num_threads(dist::capped_threads(o->threads, "--threads"));
-    const at::Device device = run::parse_device(o->device);
-    const at::ScalarType dtype = o->dtype == "bf16" ? at::kBFloat16 : at::kFloat;
-    run::set_fp32_matmul_precision(device, dtype, /*tf32=*/false);
-    const model::LlamaModel m = model::LlamaModel::load(o->model, dtype, device);
-    const auto tok = tok::load_tokenizer_from_model_dir(o->model);
+    const InferenceModel im = load_inference_model(o->model, o->dtype, o->device, o->threads);
+    const model::LlamaModel& m = im.model;
+    const auto& tok = im.tok;
     const bool builtin = o->data.empty();
     std::vector<data::Record> records;
     if (builtin) {

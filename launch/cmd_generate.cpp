@@ -1,12 +1,11 @@
 // neftune generate --model DIR --prompt TEXT [...]
-#include <ATen/Parallel.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "config/errors.h"
 #include "launch/commands.h"
-#include "trainer/run/device.h"
+#include "launch/inference_model.h"
 #include "trainer/data/examples.h"
 #include "trainer/model/llama.h"
 #include "trainer/run/generate.h"
@@ -46,13 +45,9 @@ Action add_generate_command(CLI::App& app, dist::World& world) {
     if (world.rank != 0) return kExitOk;  // generation is a single-process job
     // Every option is checked before the model is loaded.
     run::check_generate_options(o->gen);
-    if (o->threads < 0) throw UserError("--threads: must be >= 0 (got " + std::to_string(o->threads) + "); 0 = all cores");
-    if (o->threads > 0) at::set_num_threads(dist::capped_threads(o->threads, "--threads"));
-    const at::Device device = run::parse_device(o->device);
-    const at::ScalarType dtype = o->dtype == "bf16" ? at::kBFloat16 : at::kFloat;
-    run::set_fp32_matmul_precision(device, dtype, /*tf32=*/false);
-    const model::LlamaModel m = model::LlamaModel::load(o->model, dtype, device);
-    const auto tok = tok::load_tokenizer_from_model_dir(o->model);
+    const InferenceModel im = load_inference_model(o->model, o->dtype, o->device, o->threads);
+    const model::LlamaModel& m = im.model;
+    const auto& tok = im.tok;
     const std::vector<int32_t> prompt =
         o->raw ? tok->encode(o->prompt, true) : data::prompt_ids(*tok, o->prompt, o->input);
     std::vector<int32_t> out = run::generate(m, prompt, o->gen, tok->eos_id());

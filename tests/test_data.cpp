@@ -25,14 +25,7 @@ using ::testing::HasSubstr;
 using test::TempDir;
 using test::write_file;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(Template, IsTheAlpacaTemplateEndingWithResponseNewline) {
   EXPECT_EQ(format_prompt("Add 2 and 3.", ""),

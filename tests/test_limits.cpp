@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "distributed/flat_unit.h"
+#include "tests/test_util.h"
 #include "trainer/model/llama.h"
 #include "trainer/run/generate.h"
 #include "trainer/run/memory_budget.h"
@@ -17,14 +18,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 model::LlamaConfig init_config(const std::vector<std::string>& sets) {
   const config::TrainConfig cfg = config::parse_config("", "test", sets);

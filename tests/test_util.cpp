@@ -107,4 +107,13 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   return out;
 }
 
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace neftune::test

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -52,6 +53,8 @@ config::TrainConfig small_train_config(const std::string& output_dir, const std:
 
 void write_file(const std::string& path, const std::string& text);
 std::string read_file(const std::string& path);
+// What fn throws (what()), or "" when it returns.
+std::string error_of(const std::function<void()>& fn);
 nlohmann::json read_json(const std::string& path);
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
 
