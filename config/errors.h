@@ -20,4 +20,13 @@ class UserError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A stop signal (SIGTERM/SIGUSR1, or the daemon's cancel) that arrived during setup, before the first
+// step: setup gives up at its next check instead of finishing (tokenizing a large dataset or loading a
+// large model can take minutes, longer than a scheduler's grace period). Nothing was trained, so nothing
+// is saved; the command exits with kExitPreempted and a rerun starts where the last checkpoint left off.
+class StopRequested : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace neftune

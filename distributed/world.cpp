@@ -127,9 +127,12 @@ int intra_op_threads(const World& w, int requested) {
 
 void agree(Communicator& comm, const std::function<void()>& fn) {
   std::string message;
-  int kind = 0;  // 0 ok, 1 user error, 2 other
+  int kind = 0;  // 0 ok, 1 user error, 2 other, 3 a stop request
   try {
     fn();
+  } catch (const StopRequested& e) {
+    kind = 3;
+    message = e.what();
   } catch (const AgreedFailure& e) {
     kind = e.user_error() ? 1 : 2;
     message = e.what();
@@ -141,6 +144,7 @@ void agree(Communicator& comm, const std::function<void()>& fn) {
     message = e.what();
   }
   if (comm.size() == 1) {
+    if (kind == 3) throw StopRequested(message);
     if (kind) throw AgreedFailure(message, kind == 1);
     return;
   }
@@ -149,6 +153,7 @@ void agree(Communicator& comm, const std::function<void()>& fn) {
   const int root = static_cast<int>(first_failed);
   const std::string shared = comm.broadcast_string(std::to_string(kind) + message, root);
   const std::string text = shared.substr(1) + (root == comm.rank() ? "" : " (reported by rank " + std::to_string(root) + ")");
+  if (shared[0] == '3') throw StopRequested(text);
   throw AgreedFailure(text, shared[0] == '1');
 }
 

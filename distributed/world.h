@@ -53,7 +53,8 @@ class AgreedFailure : public std::runtime_error {
 
 // Runs `fn` on every rank and agrees on the outcome. If it threw anywhere, every rank throws
 // AgreedFailure with the lowest failing rank's message, so all ranks report the same clear error and
-// exit instead of one rank hanging in the next collective.
+// exit instead of one rank hanging in the next collective; StopRequested instead when that rank's phase
+// gave up because a stop signal arrived.
 void agree(Communicator& comm, const std::function<void()>& fn);
 
 }  // namespace neftune::dist

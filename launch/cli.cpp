@@ -41,6 +41,10 @@ int run_cli(int argc, char** argv, dist::World& world) {
   CLI::App* chosen = app.get_subcommands().front();
   try {
     return actions.at(chosen)();
+  } catch (const StopRequested& e) {
+    // Every rank agreed to stop during setup (dist::agree or an all-reduce): nothing to save.
+    spdlog::warn("{}", e.what());
+    return kExitPreempted;
   } catch (const dist::AgreedFailure& e) {
     // Every rank has this same message and stops here: a clean exit.
     spdlog::error("{}", e.what());

@@ -10,7 +10,7 @@
 
 int main(int argc, char** argv) {
   // train and serve turn SIGTERM/SIGUSR1 into "checkpoint and exit 75": installed before anything else,
-  // so a scheduler's early signal during start-up is not fatal (it is acted on after the first step).
+  // so a scheduler's early signal during start-up is not fatal (setup stops at its next check, exit 75).
   if (argc > 1 && (std::strcmp(argv[1], "train") == 0 || std::strcmp(argv[1], "serve") == 0))
     neftune::run::install_stop_handlers();
   neftune::run::tune_allocator();

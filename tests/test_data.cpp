@@ -22,6 +22,7 @@ namespace neftune::data {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using test::TempDir;
 using test::write_file;
 
@@ -76,6 +77,23 @@ TEST(Records, MalformedRecordsNameFileAndIndexOrAreSkippedAndCounted) {
   write_file(d / "bad.jsonl", "{\"instruction\":\"i\",\"output\":\"o\"}\n{broken\n");
   EXPECT_THAT(error_of([&] { read_records(d / "bad.jsonl", config::DataFormat::alpaca, config::OnMalformed::error); }),
               HasSubstr("bad.jsonl: record 1 (line 2): not valid JSON"));
+}
+
+// A daemon job may name any readable file as its data (data.train: /etc/shadow): the error it gets back
+// over HTTP says where the file stops being JSON, never what the file holds.
+TEST(Records, ParseErrorsNeverQuoteTheFilesBytes) {
+  TempDir d;
+  // A raw control character inside a string: the parser's own message would quote the string so far.
+  write_file(d / "shadow", "{\"root\": \"$6$s3cretHash\t:19000\"}\n");
+  write_file(d / "arr.json", "[{\"instruction\": \"root:s3cretHash\t\"}]");
+  for (const char* name : {"shadow", "arr.json"}) {
+    const std::string err =
+        error_of([&] { read_records(d / name, config::DataFormat::alpaca, config::OnMalformed::error); });
+    EXPECT_THAT(err, HasSubstr("not valid JSON")) << err;
+    EXPECT_THAT(err, HasSubstr("line 1")) << err;  // the position stays
+    EXPECT_THAT(err, Not(HasSubstr("s3cret"))) << err;
+    EXPECT_THAT(err, Not(HasSubstr("root:"))) << err;
+  }
 }
 
 TEST(Records, EmptyOrMissingDatasetsAreErrors) {
@@ -171,6 +189,18 @@ TEST(Examples, LabelsCoverResponseAndEosOnly) {
   EXPECT_EQ(tg[ex[0].n_prompt + 1].item<int64_t>(), t.eos_id());
   EXPECT_EQ(tg[ex[0].n_prompt + 2].item<int64_t>(), -100);  // EOS predicts nothing
   EXPECT_EQ(b.n_targets, 3);
+}
+
+// Tokenizing asks `stop` every 256 records and gives up with StopRequested when it says yes.
+TEST(Examples, TokenizingStopsWhenAStopIsRequested) {
+  tok::ByteTokenizer t;
+  const std::vector<Record> rs(1000, Record{"Say hi.", "", "hi"});
+  int asked = 0;
+  const auto stop_at_third = [&] { return ++asked == 3; };
+  EXPECT_THAT(error_of([&] { make_examples(rs, t, 512, config::TooLong::error, "f.json", nullptr, stop_at_third); }),
+              HasSubstr("f.json: stop requested while tokenizing (record 512 of 1000)"));
+  EXPECT_THROW(make_examples(rs, t, 512, config::TooLong::error, "f.json", nullptr, [] { return true; }), StopRequested);
+  EXPECT_EQ(make_examples(rs, t, 512, config::TooLong::error, "f.json", nullptr, [] { return false; }).size(), 1000u);
 }
 
 TEST(Examples, TruncationCutsThePromptStartAndKeepsTheResponse) {

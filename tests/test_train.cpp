@@ -172,5 +172,27 @@ TEST(StopSignal, WithdrawingACancelRequestKeepsASignal) {
       ::testing::ExitedWithCode(0), "failures=0");
 }
 
+// A stop that arrives during setup (a scheduler's SIGTERM while a large dataset is tokenized) ends setup
+// at its next check, rather than after setup and one training step: StopRequested, and nothing written
+// but the run's directories.
+TEST(StopSignal, AStopDuringSetupEndsSetupBeforeAnyStep) {
+  TempDir d;
+  request_stop();
+  std::string what;
+  try {
+    Trainer t(tiny_config(d / "run"), dist::world());
+  } catch (const StopRequested& e) {
+    what = e.what();
+  }
+  clear_stop_request();
+  EXPECT_THAT(what, ::testing::HasSubstr("[setup] stop requested (after loading the tokenizer and model config)")) << what;
+  EXPECT_TRUE(fs::is_empty(d / "run/checkpoints"));  // made and checked in setup, nothing written
+  EXPECT_FALSE(fs::exists(d / "run/metrics.jsonl"));
+  EXPECT_FALSE(fs::exists(d / "run/final"));
+  // Without the request, the same config trains.
+  Trainer t(tiny_config(d / "run2"), dist::world());
+  EXPECT_EQ(t.train().steps, 1);
+}
+
 }  // namespace
 }  // namespace neftune::run

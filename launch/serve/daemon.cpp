@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "config/errors.h"
 #include "config/config.h"
 #include "launch/report/report.h"
 #include "trainer/run/device.h"
@@ -63,6 +64,9 @@ void run_job(const json& cmd, dist::World& world, Spool* spool) {
       trainer.set_observer({[&](const run::StepStats& s, int64_t total) { spool->on_step(id, s, total); },
                             [&](int64_t, double eval_loss) { spool->on_eval(id, eval_loss); }});
     interrupted = trainer.train().preempted;
+  } catch (const StopRequested& e) {
+    spdlog::warn("[serve] job {}: {}", id, e.what());
+    interrupted = true;  // as a stop after a step, without a checkpoint: the job runs again from its start
   } catch (const dist::AgreedFailure& e) {
     end = JobState::failed;
     error = e.what();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "config/errors.h"
 #include "trainer/data/prompt_template.h"
 
 namespace neftune::data {
@@ -11,13 +12,17 @@ std::vector<int32_t> prompt_ids(const tok::Tokenizer& tok, const std::string& in
 }
 
 std::vector<Example> make_examples(const std::vector<Record>& records, const tok::Tokenizer& tok, int64_t max_seq_len,
-                                   config::TooLong too_long, const std::string& source, TokenizeStats* stats) {
+                                   config::TooLong too_long, const std::string& source, TokenizeStats* stats,
+                                   const std::function<bool()>& stop) {
   TokenizeStats local;
   TokenizeStats& st = stats ? *stats : local;
   const int64_t tail = static_cast<int64_t>(tok.encode(kResponseTail, false).size());
   std::vector<Example> out;
   out.reserve(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
+    if (stop && i % 256 == 0 && stop())
+      throw StopRequested(source + ": stop requested while tokenizing (record " + std::to_string(i) + " of " +
+                          std::to_string(records.size()) + "): exiting before training, nothing to save");
     const Record& r = records[i];
     const std::string prompt = format_prompt(r.instruction, r.input);
     std::vector<int32_t> p = tok.encode(prompt, true);

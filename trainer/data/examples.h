@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,9 +33,11 @@ struct TokenizeStats {
   int64_t boundary_retokenized = 0;  // prompt+response did not tokenize as prompt followed by response
 };
 
-// `source` names the data in errors ("data/train.json", "built-in").
+// `source` names the data in errors ("data/train.json", "built-in"). `stop`, when given, is asked every few
+// hundred records; when it says yes, tokenizing gives up with StopRequested.
 std::vector<Example> make_examples(const std::vector<Record>& records, const tok::Tokenizer& tok, int64_t max_seq_len,
-                                   config::TooLong too_long, const std::string& source, TokenizeStats* stats = nullptr);
+                                   config::TooLong too_long, const std::string& source, TokenizeStats* stats = nullptr,
+                                   const std::function<bool()>& stop = {});
 
 // The prompt ids (BOS + template) a model is given at generation time for an instruction.
 std::vector<int32_t> prompt_ids(const tok::Tokenizer& tok, const std::string& instruction, const std::string& input);

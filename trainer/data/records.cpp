@@ -1,4 +1,5 @@
 #include "trainer/data/records.h"
+#include "trainer/io/json_error.h"
 
 #include <filesystem>
 #include <fstream>
@@ -76,7 +77,7 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
     try {
       arr = json::parse(text);
     } catch (const json::exception& e) {
-      throw DataError(path + ": not valid JSON: " + e.what());
+      throw DataError(path + ": not valid JSON: " + io::json_error(e));
     }
     for (size_t i = 0; i < arr.size(); ++i) take(arr[i], "record " + std::to_string(i));
   } else {
@@ -95,7 +96,7 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
           ++st.skipped_malformed;
           continue;
         }
-        throw DataError(path + ": " + where + ": not valid JSON: " + e.what() +
+        throw DataError(path + ": " + where + ": not valid JSON: " + io::json_error(e) +
                         " (fix the record or set data.on_malformed: skip)");
       }
       take(j, where);

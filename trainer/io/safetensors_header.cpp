@@ -1,4 +1,5 @@
 #include "trainer/io/safetensors_header.h"
+#include "trainer/io/json_error.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -41,7 +42,7 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
   try {
     header = json::parse(data + 8, data + 8 + header_len);
   } catch (const json::exception& e) {
-    bad(path, std::string("header is not valid JSON: ") + e.what());
+    bad(path, "header is not valid JSON: " + json_error(e));
   }
   if (!header.is_object()) bad(path, "header is not a JSON object");
 

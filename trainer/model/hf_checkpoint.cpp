@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "trainer/model/llama.h"
+#include "trainer/io/json_error.h"
 
 namespace neftune::model {
 namespace fs = std::filesystem;
@@ -27,7 +28,7 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
     try {
       j = json::parse(in);
     } catch (const json::exception& e) {
-      throw io::CheckpointError(index.string() + ": not valid JSON: " + e.what());
+      throw io::CheckpointError(index.string() + ": not valid JSON: " + io::json_error(e));
     }
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
       throw io::CheckpointError(index.string() + ": missing weight_map");

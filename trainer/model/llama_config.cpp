@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "trainer/io/safetensors.h"
+#include "trainer/io/json_error.h"
 
 namespace neftune::model {
 namespace {
@@ -87,7 +88,7 @@ LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::stri
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    throw io::CheckpointError(src + ": not valid JSON: " + e.what());
+    throw io::CheckpointError(src + ": not valid JSON: " + io::json_error(e));
   }
   if (!j.is_object()) throw io::CheckpointError(src + ": expected a JSON object");
   const std::string type = get_or<std::string>(j, "model_type", "llama", src);

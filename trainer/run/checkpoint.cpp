@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "trainer/io/crc32c.h"
 #include "trainer/io/safetensors.h"
+#include "trainer/io/json_error.h"
 
 namespace neftune::run {
 namespace fs = std::filesystem;
@@ -123,7 +124,7 @@ Meta read_meta(const std::string& dir) {
     }
     if (m.num_shards < 1 || m.step < 0) throw CheckpointError(path.string() + ": inconsistent step or shard count");
   } catch (const json::exception& e) {
-    throw CheckpointError(path.string() + ": malformed: " + e.what());
+    throw CheckpointError(path.string() + ": malformed: " + io::json_error(e));
   }
   return m;
 }

@@ -5,6 +5,7 @@
 
 #include "config/config.h"
 #include "trainer/data/builtin_tasks.h"
+#include "trainer/run/stop_signal.h"
 
 namespace neftune::run {
 
@@ -32,8 +33,9 @@ Datasets load_datasets(const config::TrainConfig& cfg, const tok::Tokenizer& tok
     d.builtin = true;
     train_records = data::make_builtin_tasks(dc.builtin_train_size, data::Split::train);
   }
+  const auto stop = [] { return stop_requested() != 0; };
   d.train = data::make_examples(train_records, tok, dc.max_seq_len, dc.too_long,
-                                dc.train ? *dc.train : std::string("built-in data"), &d.train_tok);
+                                dc.train ? *dc.train : std::string("built-in data"), &d.train_tok, stop);
   if (dc.eval) {
     d.eval_records = read_key("data.eval", *dc.eval, dc, &d.eval_read);
   } else if (!dc.train && dc.builtin_eval_size > 0) {
@@ -43,7 +45,7 @@ Datasets load_datasets(const config::TrainConfig& cfg, const tok::Tokenizer& tok
     d.eval_records.resize(static_cast<size_t>(dc.eval_max_samples));
   if (!d.eval_records.empty())
     d.eval = data::make_examples(d.eval_records, tok, dc.max_seq_len, dc.too_long,
-                                 dc.eval ? *dc.eval : std::string("built-in held-out data"), &d.eval_tok);
+                                 dc.eval ? *dc.eval : std::string("built-in held-out data"), &d.eval_tok, stop);
   return d;
 }
 

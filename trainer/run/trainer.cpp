@@ -77,6 +77,16 @@ std::optional<double> evaluate_unless_stopped(Trainer& t) {
 
 }  // namespace
 
+namespace {
+// Between setup's phases: when any rank was asked to stop (a signal, a cancel), every rank gives up
+// here together rather than after the first step; `after` names the phase just done.
+void stop_if_requested(dist::Communicator& host, const char* after) {
+  if (host.all_reduce_scalar(stop_requested() ? 1.0 : 0.0, dist::ReduceOp::max) > 0)
+    throw StopRequested(std::string("[setup] stop requested (after ") + after +
+                        "): exiting before the first step, nothing to save");
+}
+}  // namespace
+
 Trainer::Trainer(config::TrainConfig cfg, dist::World& world, TrainerOptions options)
     : cfg_(std::move(cfg)), world_(world), options_(options) {
   setup();
@@ -107,6 +117,7 @@ void Trainer::setup() {
                       " exceeds the model's max_position_embeddings " + std::to_string(mcfg_.max_position_embeddings) +
                       " (lower data.max_seq_len)");
   });
+  stop_if_requested(host, "loading the tokenizer and model config");
   spdlog::info("[model] LLaMA {} params: {} layers, d={}, heads {}/{} kv, ffn {}, vocab {}, tied={}", mcfg_.num_parameters(),
                mcfg_.num_hidden_layers, mcfg_.hidden_size, mcfg_.num_attention_heads, mcfg_.num_key_value_heads,
                mcfg_.intermediate_size, mcfg_.vocab_size, mcfg_.tie_word_embeddings);
@@ -116,6 +127,7 @@ void Trainer::setup() {
     check_global_batch(cfg_, world_.size, data_);
   });
   spdlog::info("[data] {}", describe(data_));
+  stop_if_requested(host, "tokenizing the data");
 
   dist::agree(host, [&] {
     tc_ = dist::make_training_comm(world_, cfg_.distributed.backend, cfg_.distributed.timeout_s);
@@ -169,6 +181,7 @@ void Trainer::setup() {
       }
     });
   }
+  stop_if_requested(host, "loading the weights");
   int64_t shard_bytes = 0;
   for (auto* u : model_->units()) shard_bytes += u->params().numel() * 4;
   spdlog::info("[dist] world {} (backend {}, device {}), sharding {}, {} units, fp32 master shard {:.1f} MB per rank",

@@ -15,6 +15,7 @@
 #include "trainer/tokenizer/string_id_map.h"
 #include "trainer/tokenizer/tokenizer_json_reader.h"
 #include "trainer/tokenizer/unicode_nfc.h"
+#include "trainer/io/json_error.h"
 
 namespace neftune::tok {
 namespace {
@@ -34,7 +35,7 @@ json read_json_file(const std::string& path) {
   try {
     return json::parse(ss.str());
   } catch (const json::exception& e) {
-    throw UserError(path + ": invalid JSON: " + e.what());
+    throw UserError(path + ": invalid JSON: " + io::json_error(e));
   }
 }
 

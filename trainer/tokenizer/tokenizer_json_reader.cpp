@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/errors.h"
+#include "trainer/io/json_error.h"
 
 namespace neftune::tok {
 namespace {
@@ -82,7 +83,7 @@ class Reader final : public nlohmann::json_sax<json> {
     return true;
   }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
-    return fail(std::string("invalid JSON: ") + e.what());
+    return fail("invalid JSON: " + io::json_error(e));
   }
 
  private:
