@@ -4,6 +4,10 @@
 //
 //   build/bin/bench_train [--dtype fp32|bf16] [--steps 8] [--dim 512] [--layers 8] [--seq 512] [--batch 4]
 //                         [--activation-checkpointing]
+//   build/bin/bench_train --data alpaca [--shared ../shared] [--dtype fp32|bf16] [--steps 8]
+//
+// --data synthetic (default) trains on fixed-length batches; --data alpaca on the Alpaca fixture with
+// the Llama 2 tokenizer, padded batches of 8 samples of up to 512 tokens (bench/train_alpaca.h).
 //
 // Steps of the three contenders are interleaved (on, off, plain, on, off, plain, ...) and medians
 // reported, so machine noise hits all three alike. --activation-checkpointing adds a fourth, NEFTune on
@@ -11,6 +15,7 @@
 // step adds (counted by bench/counting_allocator.h) against the NEFTune-on run that keeps activations.
 #include <ATen/Parallel.h>
 
+#include <unistd.h>  // getpid
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -18,15 +23,15 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <unistd.h>  // getpid
 
 #include "bench/bench_util.h"
 #include "bench/counting_allocator.h"
 #include "bench/plain_llama.h"
+#include "bench/train_alpaca.h"
 #include "config/config.h"
 #include "distributed/world.h"
-#include "trainer/run/logging.h"
 #include "trainer/neftune.h"
+#include "trainer/run/logging.h"
 #include "trainer/run/trainer.h"
 
 namespace fs = std::filesystem;
@@ -68,6 +73,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "0 = all cores");
   app.add_flag("--activation-checkpointing", checkpointing,
                "also time a run with train.activation_checkpointing and compare peak tensor memory");
+  std::string data = "synthetic", shared = NEFTUNE_SHARED_DIR;
+  app.add_option("--data", data, "synthetic: fixed-length batches | alpaca: the Alpaca fixture, real tokens/s")
+      ->check(CLI::IsMember({"synthetic", "alpaca"}));
+  app.add_option("--shared", shared, "--data alpaca: the directory holding fixtures/");
   CLI11_PARSE(app, argc, argv);
   const int64_t dim = dims.dim, layers = dims.layers, heads = dims.heads, hidden = dims.hidden;
 
@@ -75,6 +84,18 @@ int main(int argc, char** argv) {
   auto& world = dist::init_world(&argc, &argv);
   run::setup_console_logging(world.rank, "warn");
   at::set_num_threads(dist::intra_op_threads(world, threads));
+  if (data == "alpaca") {
+    bench::AlpacaBenchOptions o;
+    o.shared_dir = shared;
+    o.dtype = dtype;
+    o.steps = steps;
+    o.dims = dims;
+    if (app.count("--seq")) o.max_seq_len = seq;
+    if (app.count("--batch")) o.batch = batch;
+    const int rc = bench::run_alpaca_bench(o, world);
+    dist::finalize_world();
+    return rc;
+  }
   const at::ScalarType st = dtype == "bf16" ? at::kBFloat16 : at::kFloat;
 
   const fs::path dir = fs::temp_directory_path() / ("neftune-bench-" + std::to_string(getpid()));
@@ -95,7 +116,8 @@ int main(int argc, char** argv) {
                        "logging.level=warn", "logging.progress=off"}));
   };
   run::Trainer on(make_config(5.0), world), off(make_config(0.0), world);
-  std::unique_ptr<run::Trainer> ckpt = checkpointing ? std::make_unique<run::Trainer>(make_config(5.0, true), world) : nullptr;
+  std::unique_ptr<run::Trainer> ckpt =
+      checkpointing ? std::make_unique<run::Trainer>(make_config(5.0, true), world) : nullptr;
   // One step, and the most live tensor bytes it held above what was live when it began (activations,
   // gathered units, gradients, temporaries; the model state that outlives the step is not counted).
   std::vector<double> peak_on, peak_ckpt, t_ckpt;
@@ -153,7 +175,7 @@ int main(int argc, char** argv) {
   {
     data::Example e;
     e.ids.assign(static_cast<size_t>(seq), 1);
-    e.n_prompt = 1;
+    e.set_prompt_length(1);
     std::vector<data::Example> ex(static_cast<size_t>(batch), e);
     std::vector<data::SamplePick> picks;
     for (int64_t i = 0; i < batch; ++i) picks.push_back({i, 0});

@@ -10,7 +10,9 @@ namespace neftune::config {
 
 enum class DType { fp32, bf16 };
 enum class TokenizerKind { byte, sentencepiece, hf, auto_detect };
-enum class DataFormat { alpaca, dolly, auto_detect };
+enum class DataFormat { alpaca, dolly, sharegpt, messages, auto_detect };
+enum class ChatTemplateName { auto_detect, llama3, chatml, qwen3, llama2, mistral, alpaca };
+enum class TrainOn { assistant, last_assistant, all };
 enum class TooLong { truncate, skip, error };
 enum class OnMalformed { error, skip };
 enum class Schedule { cosine, linear, constant };
@@ -18,6 +20,7 @@ enum class LossNormalization { token, microbatch_mean };
 enum class Backend { auto_select, mpi, nccl };
 enum class Sharding { full, grad_op, none };
 enum class Progress { auto_detect, on, off };
+enum class RopeScalingType { none, linear, llama3 };
 
 template <class E>
 struct EnumNames;  // specialised below: static constexpr std::array<std::pair<E, std::string_view>, N> names
@@ -36,7 +39,19 @@ NEFTUNE_ENUM_NAMES(TokenizerKind, std::pair{TokenizerKind::byte, std::string_vie
                    std::pair{TokenizerKind::auto_detect, std::string_view{"auto"}})
 NEFTUNE_ENUM_NAMES(DataFormat, std::pair{DataFormat::alpaca, std::string_view{"alpaca"}},
                    std::pair{DataFormat::dolly, std::string_view{"dolly"}},
+                   std::pair{DataFormat::sharegpt, std::string_view{"sharegpt"}},
+                   std::pair{DataFormat::messages, std::string_view{"messages"}},
                    std::pair{DataFormat::auto_detect, std::string_view{"auto"}})
+NEFTUNE_ENUM_NAMES(ChatTemplateName, std::pair{ChatTemplateName::auto_detect, std::string_view{"auto"}},
+                   std::pair{ChatTemplateName::llama3, std::string_view{"llama3"}},
+                   std::pair{ChatTemplateName::chatml, std::string_view{"chatml"}},
+                   std::pair{ChatTemplateName::qwen3, std::string_view{"qwen3"}},
+                   std::pair{ChatTemplateName::llama2, std::string_view{"llama2"}},
+                   std::pair{ChatTemplateName::mistral, std::string_view{"mistral"}},
+                   std::pair{ChatTemplateName::alpaca, std::string_view{"alpaca"}})
+NEFTUNE_ENUM_NAMES(TrainOn, std::pair{TrainOn::assistant, std::string_view{"assistant"}},
+                   std::pair{TrainOn::last_assistant, std::string_view{"last_assistant"}},
+                   std::pair{TrainOn::all, std::string_view{"all"}})
 NEFTUNE_ENUM_NAMES(TooLong, std::pair{TooLong::truncate, std::string_view{"truncate"}},
                    std::pair{TooLong::skip, std::string_view{"skip"}},
                    std::pair{TooLong::error, std::string_view{"error"}})
@@ -57,6 +72,9 @@ NEFTUNE_ENUM_NAMES(Sharding, std::pair{Sharding::full, std::string_view{"full"}}
 NEFTUNE_ENUM_NAMES(Progress, std::pair{Progress::auto_detect, std::string_view{"auto"}},
                    std::pair{Progress::on, std::string_view{"on"}},
                    std::pair{Progress::off, std::string_view{"off"}})
+NEFTUNE_ENUM_NAMES(RopeScalingType, std::pair{RopeScalingType::none, std::string_view{"none"}},
+                   std::pair{RopeScalingType::linear, std::string_view{"linear"}},
+                   std::pair{RopeScalingType::llama3, std::string_view{"llama3"}})
 #undef NEFTUNE_ENUM_NAMES
 
 template <class E>

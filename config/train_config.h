@@ -10,6 +10,24 @@
 
 namespace neftune::config {
 
+// RoPE frequency scaling of a new model, written to its config.json as HF's rope_scaling.
+struct RopeScalingInit {
+  RopeScalingType type = RopeScalingType::none;
+  double factor = 8.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_context = 8192;
+
+  template <class V>
+  void visit(V& v) {
+    v("type", type, "none (plain RoPE) | linear (inv_freq / factor) | llama3 (Llama 3.1 frequency bands)");
+    v("factor", factor, "linear and llama3: the divisor of the scaled inverse frequencies");
+    v("low_freq_factor", low_freq_factor, "llama3: wavelengths above original_context / this are divided by factor");
+    v("high_freq_factor", high_freq_factor, "llama3: wavelengths below original_context / this are kept");
+    v("original_context", original_context, "llama3: the context length before the extension (HF original_max_position_embeddings)");
+  }
+};
+
 struct ModelInit {
   int64_t dim = 128;
   int64_t n_layers = 4;
@@ -18,6 +36,7 @@ struct ModelInit {
   int64_t hidden_dim = 352;
   int64_t max_seq_len = 512;
   double rope_theta = 10000.0;
+  RopeScalingInit rope_scaling;
   double norm_eps = 1e-5;
   bool tie_embeddings = true;
   double init_std = 0.02;
@@ -30,7 +49,8 @@ struct ModelInit {
     v("n_kv_heads", n_kv_heads, "key/value heads (GQA); n_heads must divide by it");
     v("hidden_dim", hidden_dim, "SwiGLU intermediate size");
     v("max_seq_len", max_seq_len, "max_position_embeddings of the new model (RoPE tables follow the lengths used, not this)");
-    v("rope_theta", rope_theta, "RoPE base");
+    v("rope_theta", rope_theta, "RoPE base (Llama 3: 500000)");
+    v.section("rope_scaling", rope_scaling, "RoPE frequency scaling (HF rope_scaling)");
     v("norm_eps", norm_eps, "RMSNorm epsilon");
     v("tie_embeddings", tie_embeddings, "share the embedding matrix with the LM head");
     v("init_std", init_std, "std of the normal init of linear and embedding weights");
@@ -67,6 +87,8 @@ struct DataConfig {
   std::optional<std::string> train;
   std::optional<std::string> eval;
   DataFormat format = DataFormat::alpaca;
+  ChatTemplateName chat_template = ChatTemplateName::auto_detect;
+  TrainOn train_on = TrainOn::assistant;
   int64_t max_seq_len = 512;
   TooLong too_long = TooLong::truncate;
   OnMalformed on_malformed = OnMalformed::error;
@@ -76,12 +98,21 @@ struct DataConfig {
 
   template <class V>
   void visit(V& v) {
-    v("train", train, "Alpaca/Dolly JSON array or JSONL file; null = the built-in task generator");
+    v("train", train, "Alpaca/Dolly/ShareGPT/messages JSON array or JSONL file; null = the built-in task generator");
     v("eval", eval, "held-out file for eval_loss; null = the built-in held-out split when train is null, else no eval");
-    v("format", format, "alpaca (instruction/input/output) | dolly (instruction/context/response) | auto");
+    v("format", format,
+      "alpaca (instruction/input/output) | dolly (instruction/context/response) | sharegpt (conversations: from/value) | "
+      "messages (role/content) | auto (per record)");
+    v("chat_template", chat_template,
+      "how conversations are rendered: auto (the tokenizer_config.json chat_template of tokenizer.path / model.path; "
+      "instruction records keep the Alpaca prompt) | llama3 | chatml | qwen3 | llama2 | mistral | alpaca");
+    v("train_on", train_on,
+      "conversation tokens with a loss: assistant (every assistant turn + its end-of-turn token) | last_assistant | all");
     v("max_seq_len", max_seq_len, "tokens per sample after templating (BOS..EOS); at most the model's limit");
-    v("too_long", too_long, "a sample over max_seq_len: truncate (prompt first, see README) | skip | error");
-    v("on_malformed", on_malformed, "a record missing fields or of the wrong type: error | skip (counted)");
+    v("too_long", too_long,
+      "a sample over max_seq_len: truncate (prompt first; conversations drop early turns first, see README) | skip | error");
+    v("on_malformed", on_malformed,
+      "a record missing fields or of the wrong type, or a conversation that breaks the turn rules: error | skip (counted)");
     v("builtin_train_size", builtin_train_size, "samples the built-in generator makes for training");
     v("builtin_eval_size", builtin_eval_size, "samples in the built-in held-out split (disjoint from train)");
     v("eval_max_samples", eval_max_samples, "evaluate on at most this many held-out samples; 0 = all");
@@ -116,6 +147,7 @@ struct TrainSection {
   int64_t eval_every_steps = 0;
   int64_t threads = 0;
   bool activation_checkpointing = false;
+  int64_t loss_chunk_tokens = 4096;
   bool tf32 = false;
 
   template <class V>
@@ -141,6 +173,9 @@ struct TrainSection {
     v("threads", threads, "intra-op threads per rank; 0 = cores on this node / ranks on this node; capped at the rank's cores");
     v("activation_checkpointing", activation_checkpointing,
       "keep only each decoder layer's input in forward and recompute the layer in backward (less memory, ~1/3 more compute)");
+    v("loss_chunk_tokens", loss_chunk_tokens,
+      "target positions per LM-head + loss chunk: at most this many fp32 logits rows (and their gradient) are alive at "
+      "once, 4096 x 128256 x 4 B = 2.1 GB for Llama 3, and the head matmul is still large; 0 = all positions at once");
     v("tf32", tf32, "fp32 matmuls on NVIDIA GPUs use TF32 tensor cores (10-bit mantissa products); no effect on CPUs");
   }
 };
@@ -214,7 +249,7 @@ struct TrainConfig {
     v("output_dir", output_dir, "metrics.jsonl, train.log, config.yaml, checkpoints/ and final/ go here");
     v.section("model", model, "the model to fine-tune");
     v.section("tokenizer", tokenizer, "how text becomes ids");
-    v.section("data", data, "instruction data");
+    v.section("data", data, "instruction and conversation data");
     v.section("neftune", neftune, "noisy embeddings (arXiv 2310.05914)");
     v.section("train", train, "optimisation");
     v.section("distributed", distributed, "FSDP sharding over ranks");

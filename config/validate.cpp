@@ -52,6 +52,17 @@ void validate(const TrainConfig& c) {
     bad("model.init.n_kv_heads", "must divide model.init.n_heads (" + str(m.n_heads) + " % " + str(m.n_kv_heads) + " != 0)");
   if ((m.dim / m.n_heads) % 2 != 0) bad("model.init.dim", "head dim (dim / n_heads) must be even for RoPE");
   if (!(m.rope_theta > 0)) bad("model.init.rope_theta", "must be > 0");
+  const RopeScalingInit& rs = m.rope_scaling;
+  if (rs.type != RopeScalingType::none && !(rs.factor > 0 && std::isfinite(rs.factor)))
+    bad("model.init.rope_scaling.factor", "must be > 0 (got " + str(rs.factor) + ")");
+  if (rs.type == RopeScalingType::llama3) {
+    if (!(rs.low_freq_factor > 0 && std::isfinite(rs.low_freq_factor)))
+      bad("model.init.rope_scaling.low_freq_factor", "must be > 0 (got " + str(rs.low_freq_factor) + ")");
+    if (!(rs.high_freq_factor > rs.low_freq_factor && std::isfinite(rs.high_freq_factor)))
+      bad("model.init.rope_scaling.high_freq_factor", "must be > low_freq_factor (got " + str(rs.high_freq_factor) +
+                                                        " and " + str(rs.low_freq_factor) + ")");
+    at_least("model.init.rope_scaling.original_context", rs.original_context, 1);
+  }
   if (!(m.norm_eps > 0)) bad("model.init.norm_eps", "must be > 0");
   if (!(m.init_std > 0)) bad("model.init.init_std", "must be > 0");
 
@@ -87,6 +98,7 @@ void validate(const TrainConfig& c) {
   if (!(t.adam_eps > 0)) bad("train.adam_eps", "must be > 0");
   if (t.max_grad_norm && !(*t.max_grad_norm >= 0)) bad("train.max_grad_norm", "must be >= 0, or null/0 for no clipping");
   at_least("train.eval_every_steps", t.eval_every_steps, 0);
+  at_least("train.loss_chunk_tokens", t.loss_chunk_tokens, 0);
   between("train.threads", t.threads, 0, kMaxThreads);
   if (!(c.distributed.timeout_s >= 0))
     bad("distributed.timeout_s", "must be >= 0 (got " + str(c.distributed.timeout_s) + "); 0 waits forever");

@@ -43,6 +43,11 @@ bool launched_by_mpi_launcher() {
   return false;
 }
 
+void abort_world(const World& world, int code) {
+  if (world.mpi && world.size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  std::exit(code);
+}
+
 World& init_world(int* argc, char*** argv) {
   if (g_world) return *g_world;
   g_world = new World();

@@ -27,6 +27,9 @@ bool launched_by_mpi_launcher();
 World& init_world(int* argc, char*** argv);
 World& world();
 void finalize_world();
+// Ends every rank of `world` with exit code `code` (MPI_Abort under MPI with more than one rank, else
+// exit): for an error only some ranks know of, where a clean exit would leave the others waiting.
+[[noreturn]] void abort_world(const World& world, int code);
 
 // Intra-op threads for this rank (train.threads): for 0, the cores the launcher bound it to, else the
 // node's cores divided by the ranks on it (at least 1); otherwise `requested`, capped as capped_threads().

@@ -1,4 +1,3 @@
-#include <mpi.h>
 #include <spdlog/spdlog.h>
 
 #include <map>
@@ -13,8 +12,7 @@ namespace {
 // collective: take every rank down.
 [[noreturn]] void abort_all(const dist::World& world, int code) {
   spdlog::default_logger()->flush();
-  if (world.mpi && world.size > 1) MPI_Abort(MPI_COMM_WORLD, code);
-  std::exit(code);
+  dist::abort_world(world, code);
 }
 
 }  // namespace

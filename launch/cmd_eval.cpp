@@ -1,5 +1,6 @@
 // neftune eval --model DIR [--data FILE] [...]
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 #include "launch/commands.h"
 #include "launch/inference_model.h"
 #include "trainer/data/builtin_tasks.h"
+#include "trainer/data/chat_template_load.h"
 #include "trainer/data/examples.h"
 #include "trainer/model/llama.h"
 #include "trainer/run/model_eval.h"
@@ -16,7 +18,7 @@ namespace neftune::launch {
 
 Action add_eval_command(CLI::App& app, dist::World& world) {
   struct Opts {
-    std::string model, data, format = "auto", dtype = "fp32";
+    std::string model, data, format = "auto", chat_template = "auto", dtype = "fp32";
     int64_t max_samples = 200, max_seq_len = 512, batch_size = 8;
     bool generate = false, json = false;
     run::GenerateOptions gen;
@@ -28,8 +30,14 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
   CLI::App* cmd = app.add_subcommand(
       "eval", "Held-out loss of an HF-format model; on the built-in tasks also exact-match accuracy and response length");
   cmd->add_option("--model", o->model, "HF-format model directory (e.g. output_dir/final)")->required();
-  cmd->add_option("--data", o->data, "Alpaca/Dolly JSON or JSONL; default: the built-in held-out split");
-  cmd->add_option("--format", o->format, "alpaca | dolly | auto")->check(CLI::IsMember({"alpaca", "dolly", "auto"}))
+  cmd->add_option("--data", o->data,
+                  "Alpaca/Dolly/ShareGPT/messages JSON or JSONL; default: the built-in held-out split");
+  cmd->add_option("--format", o->format, "alpaca | dolly | sharegpt | messages | auto")
+      ->check(CLI::IsMember({"alpaca", "dolly", "sharegpt", "messages", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--chat-template", o->chat_template,
+                  "for conversations (or instruction records as one-turn chats): auto (the model directory's) | " +
+                      data::chat_family_names())
       ->capture_default_str();
   cmd->add_option("--max-samples", o->max_samples, "evaluate at most this many records (0 = all)")->capture_default_str();
   cmd->add_option("--max-seq-len", o->max_seq_len, "truncate longer samples (prompt first)")->capture_default_str();
@@ -54,6 +62,8 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
       throw UserError("eval: --max-samples: the built-in held-out split makes at most " +
                       std::to_string(config::kMaxBuiltinSamples) + " samples (got " + std::to_string(o->max_samples) + ")");
     run::check_generate_options(o->gen);
+    if (o->chat_template != "auto" && !data::chat_family_from_string(o->chat_template))
+      throw UserError("eval: --chat-template " + o->chat_template + ": choose auto | " + data::chat_family_names());
     const InferenceModel im = load_inference_model(o->model, o->dtype, o->device, o->threads);
     const model::LlamaModel& m = im.model;
     const auto& tok = im.tok;
@@ -69,8 +79,18 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
         records.resize(static_cast<size_t>(o->max_samples));
     }
     const int64_t max_len = std::min(o->max_seq_len, m.config().max_position_embeddings);
-    const auto examples = data::make_examples(records, *tok, max_len, config::TooLong::truncate,
-                                              builtin ? "built-in held-out data" : o->data);
+    data::TokenizeOptions opts;
+    opts.max_seq_len = max_len;
+    opts.too_long = config::TooLong::truncate;
+    const bool conversations =
+        std::any_of(records.begin(), records.end(), [](const data::Record& r) { return r.is_conversation(); });
+    // As in training: auto gives instruction records the Alpaca prompt, conversations the model's template.
+    if (conversations || o->chat_template != "auto")
+      opts.chat_template = data::resolve_chat_template(o->chat_template, o->model, "--chat-template");
+    if (conversations && o->generate)
+      throw UserError("eval: --generate answers instruction records; " + o->data +
+                      " holds conversations, which are scored by loss only (drop --generate)");
+    const auto examples = data::make_examples(records, *tok, opts, builtin ? "built-in held-out data" : o->data);
     run::EvalReport report;
     run::eval_loss(m, examples, tok->pad_id(), o->batch_size, report);
     if (builtin || o->generate) run::eval_generation(m, *tok, records, o->gen, true, builtin, report);

@@ -44,7 +44,7 @@ std::vector<data::Batch> micro_batches(int rank) {
     data::Example e;
     const at::Tensor ids = at::randint(0, 256, {len}, gen, at::kLong);
     for (int64_t t = 0; t < len; ++t) e.ids.push_back(static_cast<int32_t>(ids[t].item<int64_t>()));
-    e.n_prompt = static_cast<int32_t>(len / 3);
+    e.set_prompt_length(len / 3);
     ex.push_back(e);
   }
   return {data::collate(ex, {{0, 0}, {1, 0}}, 258), data::collate(ex, {{2, 0}, {3, 0}}, 258)};

@@ -177,18 +177,38 @@ TEST(Examples, LabelsCoverResponseAndEosOnly) {
   const auto ex = make_examples({{"Say hi.", "", "hi"}}, t, 512, config::TooLong::error, "test");
   ASSERT_EQ(ex.size(), 1u);
   const std::string prompt = format_prompt("Say hi.", "");
-  EXPECT_EQ(ex[0].n_prompt, static_cast<int32_t>(prompt.size() + 1));  // BOS + prompt bytes
-  EXPECT_EQ(ex[0].n_targets(), 3);                                     // 'h', 'i', EOS
+  const int64_t n_prompt = static_cast<int64_t>(prompt.size() + 1);  // BOS + prompt bytes
+  // The mask: 0 over BOS + prompt, 1 over 'h', 'i', EOS.
+  std::vector<uint8_t> expected(static_cast<size_t>(n_prompt), 0);
+  expected.insert(expected.end(), 3, 1);
+  EXPECT_EQ(ex[0].train, expected);
+  EXPECT_EQ(ex[0].n_targets(), 3);  // 'h', 'i', EOS
   EXPECT_EQ(ex[0].ids.back(), t.eos_id());
   const Batch b = collate(ex, {{0, 0}}, t.pad_id());
   // Position t predicts ids[t+1]: the first target sits at n_prompt - 1.
   const auto tg = b.targets[0];
-  EXPECT_EQ(tg[ex[0].n_prompt - 2].item<int64_t>(), -100);
-  EXPECT_EQ(tg[ex[0].n_prompt - 1].item<int64_t>(), 'h');
-  EXPECT_EQ(tg[ex[0].n_prompt].item<int64_t>(), 'i');
-  EXPECT_EQ(tg[ex[0].n_prompt + 1].item<int64_t>(), t.eos_id());
-  EXPECT_EQ(tg[ex[0].n_prompt + 2].item<int64_t>(), -100);  // EOS predicts nothing
+  EXPECT_EQ(tg[n_prompt - 2].item<int64_t>(), -100);
+  EXPECT_EQ(tg[n_prompt - 1].item<int64_t>(), 'h');
+  EXPECT_EQ(tg[n_prompt].item<int64_t>(), 'i');
+  EXPECT_EQ(tg[n_prompt + 1].item<int64_t>(), t.eos_id());
+  EXPECT_EQ(tg[n_prompt + 2].item<int64_t>(), -100);  // EOS predicts nothing
   EXPECT_EQ(b.n_targets, 3);
+}
+
+// A mask with gaps (several trained spans, as in a conversation): every flagged id is the target of the
+// position before it, nothing else is, and the first id is never one.
+TEST(Collate, TargetsFollowThePerTokenMask) {
+  Example e;
+  e.ids = {10, 11, 12, 13, 14, 15, 16};
+  e.train = {1, 0, 1, 1, 0, 0, 1};  // train[0] is ignored: nothing predicts the first token
+  EXPECT_EQ(e.n_targets(), 3);
+  const Batch b = collate({e}, {{0, 0}}, 0);
+  std::vector<int64_t> tg(b.targets.data_ptr<int64_t>(), b.targets.data_ptr<int64_t>() + 7);
+  EXPECT_EQ(tg, (std::vector<int64_t>{-100, 12, 13, -100, -100, 16, -100}));
+  EXPECT_EQ(b.n_targets, 3);
+  EXPECT_EQ(b.target_ids.numel(), 3);
+  e.train.pop_back();  // a mask that does not cover the ids is a bug, not a silent shift
+  EXPECT_THROW(collate({e}, {{0, 0}}, 0), c10::Error);
 }
 
 // Tokenizing asks `stop` every 256 records and gives up with StopRequested when it says yes.

@@ -1,9 +1,8 @@
-// neftune under mpirun: a failing rank takes every rank down within seconds (never a hang), ranks that
+// neftune under mpirun: a failing rank takes every rank down with its message (never a hang), ranks that
 // loaded different configs refuse to start, and a 2-rank quick run produces the single-writer outputs.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <filesystem>
 
 #include <ATen/Context.h>
@@ -30,14 +29,11 @@ const char* kTiny =
 TEST(LaunchDist, OneFailingRankTakesAllRanksDownWithItsMessage) {
   TempDir d;
   write_file(d / "c.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
-  const auto t0 = std::chrono::steady_clock::now();
   const auto r = run_command("NEFTUNE_INJECT_FAILURE=1:3 timeout 120 " + mpirun(2) + test::neftune_bin() + " train " +
                              (d / "c.yaml"));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_NE(r.exit_code, 124) << "timed out: a rank hung";  // the hang check: `timeout`, not a timing
   EXPECT_THAT(r.output, HasSubstr("injected failure on rank 1 at step 3"));
-  EXPECT_LT(seconds, 60.0);  // generous for a loaded 2-core machine; a hang would hit the 120 s timeout
 }
 
 TEST(LaunchDist, RanksWithDifferentConfigsRefuseToStart) {

@@ -124,7 +124,7 @@ TEST(ModelFixture, ShardedLossAndGradientsMatchFloat64Autograd) {
   // The whole sequence is the "response": targets at positions 0..10, as the reference loss.
   data::Example e;
   e.ids = ids;
-  e.n_prompt = 1;
+  e.set_prompt_length(1);
   const data::Batch b = data::collate({e}, {{0, 0}}, 0);
   ASSERT_EQ(b.n_targets, 11);
   const model::MicroResult r = m.forward_backward(b, 1.0 / 11.0, true, nullptr);

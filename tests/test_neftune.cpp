@@ -57,9 +57,9 @@ TEST(Neftune, UniformInMinusOneOne) {
 TEST(Neftune, NoiseDependsOnlyOnTheSampleKeyNotOnBatching) {
   data::Example a, b;
   a.ids = std::vector<int32_t>(12, 5);
-  a.n_prompt = 3;
+  a.set_prompt_length(3);
   b.ids = std::vector<int32_t>(30, 6);
-  b.n_prompt = 3;
+  b.set_prompt_length(3);
   const std::vector<data::Example> ex = {a, b};
   const int64_t d = 8;
   // Sample 0 alone (no padding) vs next to a longer sample (padded to 30) at a different batch position.
@@ -79,7 +79,7 @@ TEST(Neftune, NoiseDependsOnlyOnTheSampleKeyNotOnBatching) {
 TEST(Neftune, NoGradientFlowsThroughTheNoise) {
   data::Example a;
   a.ids = std::vector<int32_t>(10, 1);
-  a.n_prompt = 2;
+  a.set_prompt_length(2);
   const data::Batch batch = data::collate({a}, {{0, 0}}, 0);
   const at::Tensor emb = at::randn({1, 10, 4}).requires_grad_(true);
   const at::Tensor out = add_neftune_noise(emb, batch, 1, 1, 5.0);

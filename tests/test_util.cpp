@@ -22,6 +22,11 @@ std::optional<std::string> shared_dir() {
   return std::nullopt;
 }
 
+bool references_required() {
+  const char* v = std::getenv("NEFTUNE_REQUIRE_REFERENCES");
+  return v && std::string(v) == "1";
+}
+
 std::optional<std::string> fixture(const std::string& relative) {
   const auto dir = shared_dir();
   if (!dir) return std::nullopt;

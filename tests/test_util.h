@@ -19,9 +19,17 @@ std::optional<std::string> shared_dir();
 // The path of a fixture under shared_dir()/fixtures, or nullopt.
 std::optional<std::string> fixture(const std::string& relative);
 
-#define NEFTUNE_REQUIRE_FIXTURE(var, rel)                                                  \
-  const auto var##_opt = ::neftune::test::fixture(rel);                                    \
-  if (!var##_opt) GTEST_SKIP() << "fixture " << (rel) << " not found (../shared absent)"; \
+// True when $NEFTUNE_REQUIRE_REFERENCES is 1 (.ci/run sets it where ../shared exists): then a missing
+// fixture fails its test instead of skipping it.
+bool references_required();
+
+// A missing fixture skips the test with a message ctest recognises (SKIP_REGULAR_EXPRESSION in
+// cmake/NeftuneHelpers.cmake), so the test shows as skipped, not passed; or fails it when required.
+#define NEFTUNE_REQUIRE_FIXTURE(var, rel)                                                                   \
+  const auto var##_opt = ::neftune::test::fixture(rel);                                                     \
+  if (!var##_opt && ::neftune::test::references_required())                                                 \
+    FAIL() << "fixture " << (rel) << " not found and NEFTUNE_REQUIRE_REFERENCES=1 (is ../shared complete?)"; \
+  if (!var##_opt) GTEST_SKIP() << "fixture " << (rel) << " not found (../shared absent)";                  \
   const std::string var = *var##_opt
 
 // A fresh directory under the system temp dir, removed by the destructor.

@@ -5,12 +5,13 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 
 #include "config/job.h"
 #include "launch/serve/job_file.h"
-#include "trainer/io/safetensors.h"
+#include "launch/serve/job_names.h"
+#include "launch/serve/prometheus.h"
+#include "trainer/io/file_write.h"
 #include "trainer/run/stop_signal.h"
 
 namespace neftune::serve {
@@ -19,43 +20,7 @@ using json = nlohmann::json;
 
 namespace {
 
-// Each state's name (API, status.json, metrics) and the spool directory that holds its jobs, in
-// JobState order.
-struct StateInfo {
-  JobState state;
-  const char* name;
-  const char* dir;
-};
-constexpr StateInfo kStates[] = {{JobState::queued, "queued", "queue"},
-                                 {JobState::running, "running", "running"},
-                                 {JobState::done, "done", "done"},
-                                 {JobState::failed, "failed", "failed"},
-                                 {JobState::cancelled, "cancelled", "cancelled"}};
-
-constexpr bool in_enum_order() {
-  for (size_t i = 0; i < std::size(kStates); ++i)
-    if (static_cast<size_t>(kStates[i].state) != i) return false;
-  return true;
-}
-static_assert(in_enum_order(), "kStates is indexed by JobState");
-
-const StateInfo& info(JobState s) { return kStates[static_cast<size_t>(s)]; }
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-void write_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw std::runtime_error(tmp.string() + ": write failed");
-  }
-  io::fsync_path(tmp.string());
-  fs::rename(tmp, path);
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p);
@@ -65,65 +30,6 @@ std::string read_text(const fs::path& p) {
 }
 
 }  // namespace
-
-const char* to_string(JobState s) { return info(s).name; }
-
-json JobStatus::to_json() const {
-  json j = {{"id", id},
-            {"name", name},
-            {"state", to_string(state)},
-            {"seq", seq},
-            {"overrides", overrides},
-            {"submitted_at", submitted_at},
-            {"started_at", started_at},
-            {"first_step_at", first_step_at},
-            {"finished_at", finished_at},
-            {"attempts", attempts},
-            {"step", step},
-            {"total_steps", total_steps},
-            {"loss", loss},
-            {"tokens_per_s", tokens_per_s},
-            {"eta_s", eta_s}};
-  if (has_eval) j["eval_loss"] = eval_loss;
-  if (!sweep.empty()) j["sweep"] = sweep;
-  if (!error.empty()) j["error"] = error;
-  return j;
-}
-
-JobStatus JobStatus::from_json(const json& j) {
-  JobStatus s;
-  s.id = j.value("id", "");
-  s.name = j.value("name", "");
-  s.sweep = j.value("sweep", "");
-  s.seq = j.value("seq", int64_t{0});
-  s.overrides = j.value("overrides", std::vector<std::string>{});
-  s.submitted_at = j.value("submitted_at", 0.0);
-  s.started_at = j.value("started_at", 0.0);
-  s.first_step_at = j.value("first_step_at", 0.0);
-  s.finished_at = j.value("finished_at", 0.0);
-  s.attempts = j.value("attempts", 0);
-  s.step = j.value("step", int64_t{0});
-  s.total_steps = j.value("total_steps", int64_t{0});
-  s.loss = j.value("loss", 0.0);
-  s.tokens_per_s = j.value("tokens_per_s", 0.0);
-  s.error = j.value("error", "");
-  if (j.contains("eval_loss")) {
-    s.has_eval = true;
-    s.eval_loss = j["eval_loss"].get<double>();
-  }
-  return s;
-}
-
-std::string Spool::sanitize_name(const std::string& name) {
-  std::string out;
-  for (const char c : name) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-    out += ok ? c : '-';
-  }
-  while (!out.empty() && (out.front() == '.' || out.front() == '-')) out.erase(out.begin());
-  if (out.size() > 48) out.resize(48);
-  return out.empty() ? "job" : out;
-}
 
 Spool::Spool(std::string root, JobLimits limits) : root_(std::move(root)), lock_(root_), limits_(limits) {
   try {
@@ -136,9 +42,9 @@ Spool::Spool(std::string root, JobLimits limits) : root_(std::move(root)), lock_
 
 void Spool::load() {
   for (const char* d : {"incoming", "reports"}) fs::create_directories(fs::path(root_) / d);
-  for (const auto& st : kStates) {
-    fs::create_directories(fs::path(root_) / st.dir);
-    for (const auto& e : fs::directory_iterator(fs::path(root_) / st.dir)) {
+  for (const JobState state : kAllStates) {
+    fs::create_directories(fs::path(root_) / state_dir(state));
+    for (const auto& e : fs::directory_iterator(fs::path(root_) / state_dir(state))) {
       const std::string id = e.path().filename().string();
       if (!e.is_directory() || id.front() == '.') continue;
       JobStatus s;
@@ -150,16 +56,18 @@ void Spool::load() {
         s.seq = std::atoll(id.c_str());
       }
       s.id = id;
-      s.state = st.state;
+      s.state = state;
       next_seq_ = std::max(next_seq_, s.seq + 1);
       jobs_[id] = s;
     }
   }
 }
 
-std::string Spool::dir_of(const JobStatus& j) const { return (fs::path(root_) / info(j.state).dir / j.id).string(); }
+std::string Spool::dir_of(const JobStatus& j) const { return (fs::path(root_) / state_dir(j.state) / j.id).string(); }
 
-void Spool::save_status(const JobStatus& j) const { write_atomic(fs::path(dir_of(j)) / "status.json", j.to_json().dump(2)); }
+void Spool::save_status(const JobStatus& j) const {
+  io::write_file_atomic((fs::path(dir_of(j)) / "status.json").string(), j.to_json().dump(2));
+}
 
 void Spool::move_locked(JobStatus& j, JobState to) {
   const std::string from = dir_of(j);
@@ -172,7 +80,7 @@ void Spool::end_locked(JobStatus& j, JobState to, const std::string& error) {
   j.error = error;
   j.finished_at = now_s();
   j.eta_s = 0;
-  if (!error.empty()) write_atomic(fs::path(dir_of(j)) / "error.txt", error + "\n");
+  if (!error.empty()) io::write_file_atomic((fs::path(dir_of(j)) / "error.txt").string(), error + "\n");
   save_status(j);
 }
 
@@ -180,10 +88,8 @@ std::string Spool::queue_locked(const std::string& config_yaml, const std::vecto
                                 const std::string& name, const std::string& sweep) {
   JobStatus j;
   j.seq = next_seq_++;
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%06lld", static_cast<long long>(j.seq));
   j.name = sanitize_name(name);
-  j.id = std::string(buf) + "-" + j.name;
+  j.id = job_id(j.seq, j.name);
   j.sweep = sweep;
   j.overrides = overrides;
   j.submitted_at = now_s();
@@ -191,8 +97,8 @@ std::string Spool::queue_locked(const std::string& config_yaml, const std::vecto
   // Built in a hidden directory, then renamed: a queued job is always complete.
   const fs::path tmp = fs::path(root_) / "queue" / ("." + j.id + ".tmp");
   fs::create_directories(tmp);
-  write_atomic(tmp / "job.yaml", config_yaml);
-  write_atomic(tmp / "status.json", j.to_json().dump(2));
+  io::write_file_atomic((tmp / "job.yaml").string(), config_yaml);
+  io::write_file_atomic((tmp / "status.json").string(), j.to_json().dump(2));
   fs::rename(tmp, dir_of(j));
   jobs_[j.id] = j;
   return j.id;
@@ -207,22 +113,13 @@ std::vector<std::string> Spool::submit(const std::string& yaml, const std::strin
   const std::string base = sanitize_name(!spec.name.empty() ? spec.name : name);
   std::vector<std::string> ids;
   std::string sweep;
-  if (!spec.sweep.empty()) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%06lld", static_cast<long long>(next_seq_));
-    sweep = "sweep-" + std::string(buf) + "-" + base;
-  }
-  for (const auto& combo : spec.combinations()) {
-    std::string job_name = base;
-    for (const auto& set : combo) {  // "neftune.alpha=5" -> "-alpha5"
-      const std::string key = set.substr(0, set.find('=')), value = set.substr(set.find('=') + 1);
-      job_name += "-" + key.substr(key.rfind('.') + 1) + value;
-    }
-    ids.push_back(queue_locked(spec.config_yaml, combo, job_name, sweep));
-  }
+  if (!spec.sweep.empty()) sweep = sweep_id(next_seq_, base);
+  for (const auto& combo : spec.combinations())
+    ids.push_back(queue_locked(spec.config_yaml, combo, combination_name(base, combo), sweep));
   if (!sweep.empty()) {
     fs::create_directories(report_dir(sweep));
-    write_atomic(fs::path(report_dir(sweep)) / "sweep.json", json{{"sweep", sweep}, {"jobs", ids}}.dump(2));
+    io::write_file_atomic((fs::path(report_dir(sweep)) / "sweep.json").string(),
+                          json{{"sweep", sweep}, {"jobs", ids}}.dump(2));
   }
   spdlog::info("[serve] queued {} job(s) from {}: {}", ids.size(), source, ids.front());
   return ids;
@@ -332,7 +229,8 @@ std::optional<std::string> Spool::finish(const std::string& id, JobState state, 
   spdlog::info("[serve] job {} {}{}", id, to_string(state), error.empty() ? "" : ": " + error);
   if (j.sweep.empty()) return std::nullopt;
   for (const auto& [other_id, other] : jobs_)
-    if (other.sweep == j.sweep && (other.state == JobState::queued || other.state == JobState::running)) return std::nullopt;
+    if (other.sweep == j.sweep && (other.state == JobState::queued || other.state == JobState::running))
+      return std::nullopt;
   return j.sweep;
 }
 
@@ -391,38 +289,7 @@ bool Spool::ever_had_jobs() const {
   return !jobs_.empty();
 }
 
-std::string Spool::prometheus_metrics() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::string, int> by_state;
-  for (const auto& st : kStates) by_state[st.name] = 0;
-  for (const auto& [id, j] : jobs_) by_state[to_string(j.state)]++;
-  std::ostringstream os;
-  os << "# HELP neftune_jobs Jobs known to the daemon, by state.\n# TYPE neftune_jobs gauge\n";
-  for (const auto& [state, n] : by_state) os << "neftune_jobs{state=\"" << state << "\"} " << n << "\n";
-  os << "# HELP neftune_queue_length Jobs waiting to run.\n# TYPE neftune_queue_length gauge\n"
-     << "neftune_queue_length " << by_state["queued"] << "\n";
-  struct Series {
-    const char* name;
-    const char* help;
-    double (*value)(const JobStatus&);
-  };
-  const Series series[] = {
-      {"neftune_job_step", "Optimizer steps completed by the running job.",
-       [](const JobStatus& j) { return static_cast<double>(j.step); }},
-      {"neftune_job_total_steps", "Optimizer steps the running job will take.",
-       [](const JobStatus& j) { return static_cast<double>(j.total_steps); }},
-      {"neftune_job_loss", "Training loss of the running job's last step.", [](const JobStatus& j) { return j.loss; }},
-      {"neftune_job_tokens_per_second", "Tokens per second of the running job's last step.",
-       [](const JobStatus& j) { return j.tokens_per_s; }},
-      {"neftune_job_eta_seconds", "Estimated seconds until the running job finishes.",
-       [](const JobStatus& j) { return j.eta_s; }}};
-  for (const auto& m : series) {
-    os << "# HELP " << m.name << " " << m.help << "\n# TYPE " << m.name << " gauge\n";
-    for (const auto& [id, j] : jobs_)
-      if (j.state == JobState::running) os << m.name << "{job=\"" << id << "\"} " << m.value(j) << "\n";
-  }
-  return os.str();
-}
+std::string Spool::prometheus_metrics() const { return prometheus_text(list()); }
 
 std::vector<std::string> Spool::sweep_outputs(const std::string& sweep) const {
   std::lock_guard<std::mutex> lock(mu_);

@@ -11,8 +11,8 @@
 //   done/<id>/, failed/<id>/ (error.txt), cancelled/<id>/
 //   reports/<sweep>/            report.md, report.json, loss.svg of a completed sweep
 //
-// Job ids are generated here ("000007-my-job"); user-supplied names are sanitised to [A-Za-z0-9._-],
-// so nothing a user sends can name a path outside the spool; what a job may ask for is in admission.h.
+// Job ids are generated here (job_names.h), so nothing a user sends can name a path outside the spool;
+// what a job may ask for is in admission.h.
 // All methods are thread-safe.
 #pragma once
 
@@ -26,28 +26,11 @@
 #include <vector>
 
 #include "launch/serve/admission.h"
+#include "launch/serve/job_status.h"
 #include "launch/serve/spool_lock.h"
 #include "trainer/run/trainer.h"
 
 namespace neftune::serve {
-
-enum class JobState { queued, running, done, failed, cancelled };
-const char* to_string(JobState s);
-
-struct JobStatus {
-  std::string id, name, sweep;
-  int64_t seq = 0;
-  JobState state = JobState::queued;
-  std::vector<std::string> overrides;  // --set style, from the sweep combination
-  double submitted_at = 0, started_at = 0, first_step_at = 0, finished_at = 0;  // unix seconds
-  int attempts = 0;
-  int64_t step = 0, total_steps = 0;
-  double loss = 0, eval_loss = 0, tokens_per_s = 0, eta_s = 0;
-  bool has_eval = false;
-  std::string error;
-  nlohmann::json to_json() const;
-  static JobStatus from_json(const nlohmann::json& j);
-};
 
 // What the daemon runs next: the job file's config text and the overrides that make it this job.
 struct JobLaunch {
@@ -88,8 +71,6 @@ class Spool {
   // Output dirs of a sweep's jobs (in submission order) and where its report goes.
   std::vector<std::string> sweep_outputs(const std::string& sweep) const;
   std::string report_dir(const std::string& sweep) const;
-
-  static std::string sanitize_name(const std::string& name);
 
  private:
   void load();  // creates the state directories and reads the jobs in them

@@ -19,10 +19,12 @@ Batch collate(const std::vector<Example>& examples, const std::vector<SamplePick
   for (int64_t i = 0; i < B; ++i) {
     const Example& e = examples[picks[i].index];
     const int64_t n = static_cast<int64_t>(e.ids.size());
+    TORCH_CHECK(e.train.size() == e.ids.size(), "collate: example ", picks[i].index, " has ", e.ids.size(), " ids but ",
+                e.train.size(), " target flags");
     for (int64_t t = 0; t < n; ++t) {
       ids[i][t] = e.ids[t];
       mask[i][t] = 1.0f;
-      if (t + 1 < n && t + 1 >= e.n_prompt) tgt[i][t] = e.ids[t + 1];
+      if (t + 1 < n && e.train[t + 1]) tgt[i][t] = e.ids[t + 1];  // position t predicts ids[t + 1]
     }
     b.lengths.push_back(n);
     b.n_tokens += n;

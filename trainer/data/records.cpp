@@ -1,10 +1,12 @@
 #include "trainer/data/records.h"
-#include "trainer/io/json_error.h"
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "trainer/data/conversations.h"
+#include "trainer/io/json_error.h"
 
 namespace neftune::data {
 namespace {
@@ -22,6 +24,14 @@ constexpr Fields kDolly{"instruction", "context", "response"};
 // Returns an empty string on success, else what is wrong with the record.
 std::string parse_record(const json& j, config::DataFormat format, Record& out) {
   if (!j.is_object()) return "is not a JSON object";
+  const auto conv = conversation_format(j);
+  if (format == config::DataFormat::auto_detect && conv) format = *conv;
+  if (conv && (format == config::DataFormat::alpaca || format == config::DataFormat::dolly) &&
+      !j.contains("instruction"))
+    return std::string("is a conversation, not an ") + (format == config::DataFormat::alpaca ? "Alpaca" : "Dolly") +
+           " record: set data.format to " + config::to_string(*conv).data() + " or auto";
+  if (format == config::DataFormat::sharegpt || format == config::DataFormat::messages)
+    return parse_conversation(j, format, /*training=*/true, out.messages);
   Fields f = kAlpaca;
   if (format == config::DataFormat::dolly ||
       (format == config::DataFormat::auto_detect && (j.contains("response") || j.contains("context"))))
@@ -41,10 +51,15 @@ std::string parse_record(const json& j, config::DataFormat format, Record& out) 
 
 }  // namespace
 
+std::string record_location(const Record& r, size_t position) {
+  if (r.index < 0) return "record " + std::to_string(position);
+  return "record " + std::to_string(r.index) + (r.line > 0 ? " (line " + std::to_string(r.line) + ")" : "");
+}
+
 std::vector<Record> read_records(const std::string& path, config::DataFormat format, config::OnMalformed on_malformed,
                                  ReadStats* stats) {
   if (std::filesystem::is_directory(path))
-    throw DataError(path + ": is a directory, not a data file (name an Alpaca/Dolly JSON or JSONL file in it)");
+    throw DataError(path + ": is a directory, not a data file (name a JSON or JSONL data file in it)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(path + ": cannot open data file (check data.train / data.eval)");
   std::stringstream ss;
@@ -59,8 +74,10 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
   ReadStats local;
   ReadStats& st = stats ? *stats : local;
   std::vector<Record> records;
-  auto take = [&](const json& j, const std::string& where) {
+  auto take = [&](const json& j, const std::string& where, int64_t index, int64_t line) {
     Record r;
+    r.index = index;
+    r.line = line;
     const std::string err = parse_record(j, format, r);
     if (err.empty()) {
       records.push_back(std::move(r));
@@ -79,7 +96,7 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
     } catch (const json::exception& e) {
       throw DataError(path + ": not valid JSON: " + io::json_error(e));
     }
-    for (size_t i = 0; i < arr.size(); ++i) take(arr[i], "record " + std::to_string(i));
+    for (size_t i = 0; i < arr.size(); ++i) take(arr[i], "record " + std::to_string(i), static_cast<int64_t>(i), 0);
   } else {
     std::istringstream lines(text);
     std::string line;
@@ -87,7 +104,8 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
     while (std::getline(lines, line)) {
       ++lineno;
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      const std::string where = "record " + std::to_string(index++) + " (line " + std::to_string(lineno) + ")";
+      const int64_t at = index++;
+      const std::string where = "record " + std::to_string(at) + " (line " + std::to_string(lineno) + ")";
       json j;
       try {
         j = json::parse(line);
@@ -99,7 +117,7 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
         throw DataError(path + ": " + where + ": not valid JSON: " + io::json_error(e) +
                         " (fix the record or set data.on_malformed: skip)");
       }
-      take(j, where);
+      take(j, where, at, lineno);
     }
   }
   if (records.empty())

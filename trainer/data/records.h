@@ -1,6 +1,7 @@
-// Instruction records from Alpaca (instruction/input/output) and Dolly (instruction/context/response)
-// files: a JSON array or JSONL. Malformed records are errors naming the file and record (or skipped and
-// counted when data.on_malformed is skip).
+// Training records from a JSON array or JSONL file: Alpaca (instruction/input/output) and Dolly
+// (instruction/context/response) instructions, and ShareGPT / OpenAI messages conversations
+// (conversations.h). Malformed records are errors naming the file and record (or skipped and counted
+// when data.on_malformed is skip).
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 
 #include "config/errors.h"
 #include "config/train_config.h"
+#include "trainer/data/chat_template.h"
 
 namespace neftune::data {
 
@@ -21,7 +23,15 @@ struct Record {
   std::string instruction;
   std::string input;   // Alpaca "input" / Dolly "context"; may be empty
   std::string output;  // Alpaca "output" / Dolly "response"
+  std::vector<ChatMessage> messages = {};  // a conversation record's turns; empty for an instruction record
+  int64_t index = -1;                      // the record's index in its file; -1 when not read from one
+  int64_t line = 0;                        // its line in a JSONL file; 0 in a JSON array
+
+  bool is_conversation() const { return !messages.empty(); }
 };
+
+// Where a record is, for errors: "record 12 (line 13)" from its file, else "record <position>".
+std::string record_location(const Record& r, size_t position);
 
 struct ReadStats {
   int64_t records = 0;

@@ -232,11 +232,4 @@ void save_safetensors(const std::string& path, const std::map<std::string, at::T
   w.finish();
 }
 
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
 }  // namespace neftune::io

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/io/file_write.h"  // fsync_path, for the writers of checkpoint files
 #include "trainer/io/safetensors_header.h"
 
 namespace neftune::io {
@@ -79,8 +80,5 @@ class SafetensorsWriter {
 // Writes all `tensors` (name -> tensor) to one file, sorted by name, like HF's save_file.
 void save_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
-
-// fsync a file or directory by path (best effort for directories).
-void fsync_path(const std::string& path);
 
 }  // namespace neftune::io

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "trainer/model/llama.h"
@@ -60,6 +61,18 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
          << " but config.json implies " << at::IntArrayRef(p.shape) << " (checkpoint and config do not match)";
       throw io::CheckpointError(os.str());
     }
+  }
+  // A decoder-layer tensor the config does not imply (a bias, a q/k norm) would be silently ignored:
+  // config.json and the weights describe different models.
+  std::set<std::string> expected;
+  for (const auto& p : all_params(config_)) expected.insert(p.name);
+  for (const auto& [name, file] : files_) {
+    if (expected.count(name) || name.rfind("model.layers.", 0) != 0) continue;
+    if (name.size() >= 20 && name.compare(name.size() - 20, 20, ".rotary_emb.inv_freq") == 0) continue;  // a RoPE buffer
+    throw io::CheckpointError(file->path() + ": tensor '" + name + "' is not part of the model config.json describes (" +
+                              "model_type " + model_type_name(config_.model_type) +
+                              ", attention_bias " + (config_.attention_bias ? "true" : "false") +
+                              "): checkpoint and config do not match");
   }
 }
 

@@ -1,6 +1,7 @@
 // An HF-format model directory: config.json plus model.safetensors, or model-0000x-of-0000y.safetensors
 // with model.safetensors.index.json. Reading checks every expected tensor is present with the shape
-// the config implies; writing splits into shards above a size limit, like save_pretrained.
+// the config implies, and that no decoder layer holds a tensor it does not imply; writing splits into
+// shards above a size limit, like save_pretrained.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -1,25 +1,23 @@
 // The LLaMA architecture as functions over weight tensors, so the same code runs on weights held in
 // memory (generate, eval) and on weights gathered unit by unit from FSDP shards (train).
 // Conventions are HF's: RMSNorm, RoPE with rotate_half, GQA (query head h uses kv head h / n_rep),
-// SwiGLU MLP, tied or untied LM head. Linear weights are [out, in].
+// SwiGLU MLP, tied or untied LM head. Linear weights are [out, in]. The families' switches
+// (LlamaConfig): q/k/v and o_proj biases, q/k RMSNorm per head before RoPE (qwen3), a sliding window
+// (mistral), RoPE frequency scaling (llama3, linear).
 #pragma once
 
 #include <ATen/ATen.h>
 
-#include <array>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "distributed/flat_unit.h"
+#include "trainer/model/attention.h"
 #include "trainer/model/llama_config.h"
+#include "trainer/model/rope.h"
 
 namespace neftune::model {
-
-// A decoder layer's parameters relative to "model.layers.{i}.", in unit (flat buffer) order.
-inline constexpr std::array<const char*, 9> kLayerParams = {
-    "input_layernorm.weight",     "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-    "self_attn.v_proj.weight",    "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-    "mlp.gate_proj.weight",       "mlp.up_proj.weight",      "mlp.down_proj.weight"};
 
 inline const char* kEmbedName = "model.embed_tokens.weight";
 inline const char* kNormName = "model.norm.weight";
@@ -29,9 +27,21 @@ std::string layer_prefix(int64_t layer);
 
 struct LayerWeights {
   at::Tensor attn_norm, wq, wk, wv, wo, mlp_norm, w_gate, w_up, w_down;
-  // From tensors in kLayerParams order.
-  static LayerWeights from(const std::vector<at::Tensor>& t);
+  at::Tensor bq, bk, bv, bo;    // undefined where the architecture has no such bias
+  at::Tensor q_norm, k_norm;    // (head_dim); undefined unless qk_norm()
+  // From tensors in layer_params(c) order.
+  static LayerWeights from(const LlamaConfig& c, const std::vector<at::Tensor>& t);
 };
+
+// A decoder layer's parameters relative to "model.layers.{i}.", in unit (flat buffer) order: the
+// LLaMA nine, then those of the architecture's switches.
+struct LayerParam {
+  const char* name;
+  at::Tensor LayerWeights::*field;
+  std::vector<int64_t> shape;
+  bool decay;  // AdamW weight decay: matrices only, never norms or biases
+};
+std::vector<LayerParam> layer_params(const LlamaConfig& c);
 
 // FSDP units: the embedding, each decoder layer, the final norm + LM head (the LM head only when
 // untied; a tied head reads the embedding unit).
@@ -40,28 +50,6 @@ std::vector<dist::ParamSpec> layer_unit_params(const LlamaConfig& c, int64_t lay
 std::vector<dist::ParamSpec> head_unit_params(const LlamaConfig& c);
 // Every tensor of an HF checkpoint of this config, in unit order.
 std::vector<dist::ParamSpec> all_params(const LlamaConfig& c);
-
-// cos/sin tables (length, head_dim) in fp32, HF layout (frequencies repeated over both halves), for the
-// positions a model has run so far: reserve() extends them on demand, never to max_position_embeddings up
-// front (HF configs say 131072 and more; a config.json may say anything).
-class Rope {
- public:
-  Rope() = default;
-  Rope(const LlamaConfig& c, at::Device device);
-  // Makes the tables cover positions [0, len) (len <= max_position_embeddings), adding whole blocks of
-  // kBlock positions, each computed alone: a position's values never depend on how long the tables are.
-  void reserve(int64_t len);
-  int64_t length() const { return cos.defined() ? cos.size(0) : 0; }
-
-  at::Tensor cos, sin;  // (length, head_dim)
-
- private:
-  static constexpr int64_t kBlock = 64;
-  int64_t head_dim_ = 0;
-  int64_t max_positions_ = 0;
-  double theta_ = 10000.0;
-  at::Device device_ = at::kCPU;
-};
 
 // Per-layer key/value cache for generation: (B, n_kv_heads, capacity, head_dim).
 struct KvCache {
@@ -76,9 +64,6 @@ at::Tensor embed(const at::Tensor& table, const at::Tensor& ids);
 // (k, v) is read and filled when given.
 at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
                          int64_t pos0, at::Tensor* cache_k = nullptr, at::Tensor* cache_v = nullptr);
-// The attention kernel this build compiled: "sdpa" (at::scaled_dot_product_attention, LibTorch >= 2:
-// flash / memory-efficient kernels, no (B, H, L, L) scores) or "explicit" (matmul + softmax, LibTorch 1.x).
-const char* attention_path();
 // Final norm + LM head: (..., d) -> (..., V) in the compute dtype.
 at::Tensor lm_logits(const LlamaConfig& c, const at::Tensor& norm_weight, const at::Tensor& head_weight,
                      const at::Tensor& h);

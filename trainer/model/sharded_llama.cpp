@@ -4,8 +4,15 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "trainer/data/rng.h"
+#include "trainer/model/chunked_head.h"
 
 namespace neftune::model {
+namespace {
+bool is_bias(const std::string& name) {
+  const std::string suffix = ".bias";
+  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
 
 ShardedLlama::ShardedLlama(const LlamaConfig& config, dist::Communicator& comm, const dist::ShardingOptions& options,
                            bool prefetch)
@@ -17,7 +24,8 @@ ShardedLlama::ShardedLlama(const LlamaConfig& config, dist::Communicator& comm, 
                                                       comm_, options_));
   };
   add("embed", embed_unit_params(config_));
-  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) add("layers." + std::to_string(l), layer_unit_params(config_, l));
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
+    add("layers." + std::to_string(l), layer_unit_params(config_, l));
   add("head", head_unit_params(config_));
   for (auto& u : units_) unit_ptrs_.push_back(u.get());
 }
@@ -32,11 +40,12 @@ void ShardedLlama::init_random(uint64_t seed) {
       const dist::FlatUnit::Slice sl = u->local_slice(p.name);
       at::Tensor mine = at::empty({sl.count}, at::kFloat);
       if (p.shape.size() == 1) {
-        mine.fill_(1.0);  // norm weights
+        mine.fill_(is_bias(p.name) ? 0.0 : 1.0);  // biases 0, norm weights 1
       } else {
         for (int64_t c = sl.begin / kChunk; c * kChunk < sl.begin + sl.count; ++c) {
           const int64_t c_begin = c * kChunk, c_len = std::min(kChunk, p.numel() - c_begin);
-          at::Generator gen = at::detail::createCPUGenerator(data::mix_key({seed, index, static_cast<uint64_t>(c), 0x1A17}));
+          at::Generator gen =
+              at::detail::createCPUGenerator(data::mix_key({seed, index, static_cast<uint64_t>(c), 0x1A17}));
           const at::Tensor chunk = at::empty({c_len}, at::kFloat).normal_(0.0, config_.initializer_range, gen);
           const int64_t lo = std::max(c_begin, sl.begin), hi = std::min(c_begin + c_len, sl.begin + sl.count);
           mine.narrow(0, lo - sl.begin, hi - lo).copy_(chunk.narrow(0, lo - c_begin, hi - lo));
@@ -58,22 +67,25 @@ void ShardedLlama::load(const HfCheckpoint& checkpoint) {
 }
 
 at::Tensor ShardedLlama::layer(size_t u, const at::Tensor& x, bool grad) {
-  return decoder_layer(config_, LayerWeights::from(unit(u).views(grad)), x, rope_, 0);
+  return decoder_layer(config_, LayerWeights::from(config_, unit(u).views(grad)), x, rope_, 0);
 }
 
 void ShardedLlama::prefetch(size_t i) {
   if (prefetch_ && i < units_.size()) units_[i]->start_gather();
 }
 
-at::Tensor ShardedLlama::head_loss(const at::Tensor& x, const data::Batch& batch, bool grad) {
+at::Tensor ShardedLlama::head_loss(const at::Tensor& x, const data::Batch& batch,
+                                   std::optional<double> backward_scale) {
   // Only positions with a target go through the LM head: prompt and padding positions cost nothing.
   // The rows come from the host batch: no nonzero() on the device, which would wait for it.
-  const at::Tensor rows = data::to_device(batch.target_rows, options_.device);
-  const at::Tensor h = x.reshape({-1, config_.hidden_size}).index_select(0, rows);  // (N, d)
-  const std::vector<at::Tensor> hw = unit(head_index()).views(grad);
-  const at::Tensor head_weight = config_.tie_word_embeddings ? unit(0).views(grad)[0] : hw[1];
-  const at::Tensor logits = lm_logits(config_, hw[0], head_weight, h).to(at::kFloat);  // (N, V)
-  return at::cross_entropy_loss(logits, data::to_device(batch.target_ids, options_.device), {}, at::Reduction::Sum);
+  const bool grad = backward_scale.has_value();
+  const HeadWeights weights = [&] {
+    const std::vector<at::Tensor> hw = unit(head_index()).views(grad);
+    return std::make_pair(hw[0], config_.tie_word_embeddings ? unit(0).views(grad)[0] : hw[1]);
+  };
+  return chunked_head_loss(config_, weights, x.reshape({-1, config_.hidden_size}),
+                           data::to_device(batch.target_rows, options_.device),
+                           data::to_device(batch.target_ids, options_.device), loss_chunk_tokens_, backward_scale);
 }
 
 MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss_scale, bool reduce,
@@ -108,10 +120,12 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
   unit(head).finish_gather();
   if (config_.tie_word_embeddings) unit(0).gather();
   const at::Tensor head_in = x.detach().requires_grad_(true);
-  const at::Tensor loss_sum = head_loss(head_in, batch, true);
+  // The head's forward and backward run together, chunk by chunk (head_loss): the previous layer's
+  // gather starts first, under the head's compute.
+  if (head > 1) prefetch(head - 1);
+  const at::Tensor loss_sum = head_loss(head_in, batch, loss_scale);
 
   // ---- backward ----
-  if (head > 1) prefetch(head - 1);
   // With NCCL a unit's reduce-scatter overlaps the previous unit's backward (at most one in flight, so
   // one full-size gradient waits on the network at a time). MPI makes progress only inside MPI calls,
   // so there each reduce completes at once and its buffer is freed before the next backward.
@@ -127,7 +141,6 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
     }
     u.release();
   };
-  torch::autograd::backward({loss_sum * loss_scale});
   reduce_and_free(unit(head));
   if (config_.tie_word_embeddings && full) unit(0).release();  // its gradient stays, its weights go
   at::Tensor g = head_in.grad();
@@ -145,7 +158,7 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
   torch::autograd::backward({x0}, {g});
   reduce_and_free(unit(0));
   if (in_flight) in_flight->finish_reduce();
-  return {loss_sum.detach(), batch.n_targets};
+  return {loss_sum, batch.n_targets};
 }
 
 MicroResult ShardedLlama::evaluate(const data::Batch& batch) {
@@ -160,12 +173,12 @@ MicroResult ShardedLlama::evaluate(const data::Batch& batch) {
   for (size_t u = 1; u < head; ++u) {
     unit(u).finish_gather();
     prefetch(u + 1);
-    x = decoder_layer(config_, LayerWeights::from(unit(u).views(false)), x, rope_, 0);
+    x = decoder_layer(config_, LayerWeights::from(config_, unit(u).views(false)), x, rope_, 0);
     unit(u).release();
   }
   unit(head).finish_gather();
   if (config_.tie_word_embeddings) unit(0).gather();
-  const at::Tensor loss_sum = head_loss(x, batch, false);
+  const at::Tensor loss_sum = head_loss(x, batch, std::nullopt);
   unit(head).release();
   unit(0).release();
   return {loss_sum, batch.n_targets};

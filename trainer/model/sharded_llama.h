@@ -1,6 +1,7 @@
-// LLaMA trained FSDP-style: one FlatUnit per embedding, decoder layer and final norm + LM head. Each
-// unit has its own small autograd graph (its input is a detached leaf), so backward runs unit by unit
-// in reverse and the gather / reduce-scatter / free of every unit happens exactly where FSDP puts it:
+// LLaMA trained FSDP-style: one FlatUnit per embedding, decoder layer (its biases and q/k norms
+// included, where the architecture has them) and final norm + LM head. Each unit has its own small
+// autograd graph (its input is a detached leaf), so backward runs unit by unit in reverse and the
+// gather / reduce-scatter / free of every unit happens exactly where FSDP puts it:
 //
 //   forward:  gather unit (prefetch next) -> run -> free (sharding: full)
 //   backward: re-gather (prefetch previous) -> backward -> reduce-scatter grads -> free
@@ -14,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "config/enums.h"
@@ -39,7 +41,8 @@ class ShardedLlama {
   const std::vector<dist::FlatUnit*>& units() const { return unit_ptrs_; }
   const dist::ShardingOptions& options() const { return options_; }
 
-  // HF's init: normal(0, initializer_range) for matrices and embeddings, ones for norms. Every tensor
+  // HF's init: normal(0, initializer_range) for matrices and embeddings, ones for norms, zeros for
+  // biases. Every tensor
   // is drawn from a generator keyed by (seed, its index), so the model is the same at any world size.
   void init_random(uint64_t seed);
   void load(const HfCheckpoint& checkpoint);
@@ -55,6 +58,10 @@ class ShardedLlama {
   // bit (tested); where a GPU library picks its attention kernel by whether gradients are needed, the
   // two forwards may differ by rounding.
   void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+  // The LM head and the loss run on at most this many target positions at a time (0 = all at once):
+  // each chunk's (n, vocab) fp32 logits go forward, into the loss and, in training, backward before the
+  // next chunk's are made. The same loss and gradients up to the order of the sums (tested).
+  void set_loss_chunk_tokens(int64_t n) { loss_chunk_tokens_ = n; }
   // Loss without gradients (eval).
   MicroResult evaluate(const data::Batch& batch);
   void zero_grads();
@@ -73,14 +80,18 @@ class ShardedLlama {
   void prefetch(size_t i);
   // Decoder layer unit u on x (B, L, d), on its gathered weights (part of the graph when `grad`).
   at::Tensor layer(size_t u, const at::Tensor& x, bool grad);
-  // Cross-entropy summed over the rows of x (B, L, d) that have a target (Batch::target_rows/_ids).
-  at::Tensor head_loss(const at::Tensor& x, const data::Batch& batch, bool grad);
+  // Cross-entropy summed over the rows of x (B, L, d) that have a target (Batch::target_rows/_ids),
+  // in chunks of loss_chunk_tokens_ rows. With `backward_scale` it also back-propagates the sum times
+  // it, chunk by chunk, into x's grad and the head's (and a tied embedding's) weights. The sum comes
+  // back detached.
+  at::Tensor head_loss(const at::Tensor& x, const data::Batch& batch, std::optional<double> backward_scale);
 
   LlamaConfig config_;
   dist::Communicator& comm_;
   dist::ShardingOptions options_;
   bool prefetch_;
   bool checkpointing_ = false;
+  int64_t loss_chunk_tokens_ = 0;
   Rope rope_;
   std::vector<std::unique_ptr<dist::FlatUnit>> units_;
   std::vector<dist::FlatUnit*> unit_ptrs_;

@@ -39,6 +39,7 @@ bool may_change_on_resume(const std::string& key) {
   static const char* prefixes[] = {"output_dir",         "train.max_steps",        "train.epochs",
                                    "train.eval_every_steps", "train.threads",    "train.micro_batch_size",
                                    "train.accumulation_steps", "train.activation_checkpointing",
+                                   "train.loss_chunk_tokens",
                                    "checkpoint.",        "logging.",
                                    "distributed.",       "data.eval",              "data.eval_max_samples"};
   for (const char* p : prefixes)

@@ -1,7 +1,10 @@
 // The training and held-out examples a run uses: from data.train / data.eval files, or the built-in
-// task generator and its held-out split when data.train is null.
+// task generator and its held-out split when data.train is null. Conversations are rendered with
+// data.chat_template (auto: the template of tokenizer.path / model.path, read only when there are
+// conversations or a template is named).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +21,8 @@ struct Datasets {
   bool builtin = false;
   data::ReadStats train_read, eval_read;
   data::TokenizeStats train_tok, eval_tok;
+  std::optional<data::ChatTemplate> chat_template;  // the template conversations were rendered with
+  config::TrainOn train_on = config::TrainOn::assistant;
 };
 
 Datasets load_datasets(const config::TrainConfig& cfg, const tok::Tokenizer& tok);

@@ -59,6 +59,11 @@ void check_generate_options(const GenerateOptions& o) {
 
 std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<int32_t>& prompt,
                               const GenerateOptions& options, int32_t eos_id) {
+  return generate(model, prompt, options, std::vector<int32_t>{eos_id});
+}
+
+std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<int32_t>& prompt,
+                              const GenerateOptions& options, const std::vector<int32_t>& stop_ids) {
   check_generate_options(options);
   TORCH_CHECK(!prompt.empty(), "generate: empty prompt");
   const int64_t limit = model.config().max_position_embeddings;
@@ -80,7 +85,7 @@ std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<
     const int32_t next = pick(last, options, gen);
     out.push_back(next);
     seen.insert(next);
-    if (next == eos_id || cache.len >= capacity) break;
+    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end() || cache.len >= capacity) break;
     logits = model.forward(at::full({1, 1}, next, at::kLong), &cache);
   }
   return out;

@@ -28,5 +28,9 @@ void check_generate_options(const GenerateOptions& options);
 // first (check_generate_options), and that the KV cache fits the host memory.
 std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<int32_t>& prompt,
                               const GenerateOptions& options, int32_t eos_id);
+// The same, stopping at any of `stop_ids` (EOS and a chat template's end-of-turn token); the stop token
+// produced is the last one.
+std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<int32_t>& prompt,
+                              const GenerateOptions& options, const std::vector<int32_t>& stop_ids);
 
 }  // namespace neftune::run

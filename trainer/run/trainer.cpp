@@ -118,7 +118,8 @@ void Trainer::setup() {
                       " (lower data.max_seq_len)");
   });
   stop_if_requested(host, "loading the tokenizer and model config");
-  spdlog::info("[model] LLaMA {} params: {} layers, d={}, heads {}/{} kv, ffn {}, vocab {}, tied={}", mcfg_.num_parameters(),
+  spdlog::info("[model] {} {} params: {} layers, d={}, heads {}/{} kv, ffn {}, vocab {}, tied={}",
+               model::architecture_name(mcfg_.model_type), mcfg_.num_parameters(),
                mcfg_.num_hidden_layers, mcfg_.hidden_size, mcfg_.num_attention_heads, mcfg_.num_key_value_heads,
                mcfg_.intermediate_size, mcfg_.vocab_size, mcfg_.tie_word_embeddings);
 
@@ -140,6 +141,7 @@ void Trainer::setup() {
     so.device = tc_.device;
     model_ = std::make_unique<model::ShardedLlama>(mcfg_, *tc_.comm, so, cfg_.distributed.prefetch);
     model_->set_activation_checkpointing(cfg_.train.activation_checkpointing);
+    model_->set_loss_chunk_tokens(cfg_.train.loss_chunk_tokens);
   });
   set_fp32_matmul_precision(tc_.device, to_dtype(cfg_.model.dtype), cfg_.train.tf32);
   checkpointer_ = std::make_unique<Checkpointer>(cfg_, world_);
