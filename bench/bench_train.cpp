@@ -7,7 +7,7 @@
 //   build/bin/bench_train --data alpaca [--shared ../shared] [--dtype fp32|bf16] [--steps 8]
 //
 // --data synthetic (default) trains on fixed-length batches; --data alpaca on the Alpaca fixture with
-// the Llama 2 tokenizer, padded batches of 8 samples of up to 512 tokens (bench/train_alpaca.h).
+// the Llama 2 tokenizer, 8 samples of up to 512 tokens per step, padded and packed (bench/train_alpaca.h).
 //
 // Steps of the three contenders are interleaved (on, off, plain, on, off, plain, ...) and medians
 // reported, so machine noise hits all three alike. --activation-checkpointing adds a fourth, NEFTune on

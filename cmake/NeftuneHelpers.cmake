@@ -1,5 +1,9 @@
 # Precompiled LibTorch headers: a LibTorch include costs ~7 s per translation unit on a 2-core machine.
+# NEFTUNE_PCH=OFF builds without them (clang-tidy cannot read GCC's precompiled headers: launch/lint.sh).
 function(neftune_torch_pch target)
+  if(NOT NEFTUNE_PCH)
+    return()
+  endif()
   target_precompile_headers(${target} PRIVATE
     <ATen/ATen.h>
     <torch/csrc/autograd/autograd.h>

@@ -1,4 +1,4 @@
-// Loading, validating, dumping and describing a TrainConfig. YAML is touched only in config.cpp.
+// Loading, validating, dumping and describing a TrainConfig. YAML is touched only in config/*.cpp.
 #pragma once
 
 #include <cstdint>
@@ -61,5 +61,9 @@ std::vector<std::string> all_keys();
 
 // The valid key closest to `key` (same leaf name first, then edit distance); empty if none is close.
 std::string nearest_key(const std::string& key);
+
+// Whether the dotted key ("train.max_steps") may differ between a run and the checkpoint it resumes from:
+// its Resume flag in TrainConfig::visit() (or its section's). False for unknown keys and section names.
+bool may_change_on_resume(const std::string& dotted_key);
 
 }  // namespace neftune::config

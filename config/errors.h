@@ -20,6 +20,16 @@ class UserError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+namespace io {
+// A checkpoint or weights file (neftune's own checkpoints, an HF model directory, a safetensors file)
+// that is missing, truncated, inconsistent or lying. A write the environment refuses (a full disk) is
+// not one: that is io::WriteError (trainer/io/file_write.h).
+class CheckpointError : public UserError {
+ public:
+  using UserError::UserError;
+};
+}  // namespace io
+
 // A stop signal (SIGTERM/SIGUSR1, or the daemon's cancel) that arrived during setup, before the first
 // step: setup gives up at its next check instead of finishing (tokenizing a large dataset or loading a
 // large model can take minutes, longer than a scheduler's grace period). Nothing was trained, so nothing

@@ -1,5 +1,6 @@
-// The one typed config tree. Every field is written once here: its default (the initializer) and a
-// one-line doc (the visit() call). The YAML parser, the dumper, --help and --set all walk visit().
+// The one typed config tree. Every field is written once here: its default (the initializer), a one-line
+// doc and whether it may change on resume (the visit() call). The YAML parser, the dumper, --help, --set
+// and the resume check all walk visit().
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,14 @@
 #include "config/enums.h"
 
 namespace neftune::config {
+
+// Whether a key may differ between a run and the checkpoint it resumes from: the optional last argument
+// of a visit() entry (absent = must_match). may_change on a section covers every key under it. Keys
+// that change what is trained (model, data, optimizer, seed, noise) must match; the run's length, its
+// checkpointing, logging and sharding may change, and so may the micro-batch split as long as the global
+// batch (micro_batch_size x accumulation_steps x ranks) stays the same, which resharding to another
+// world size needs.
+enum class Resume { must_match, may_change };
 
 // RoPE frequency scaling of a new model, written to its config.json as HF's rope_scaling.
 struct RopeScalingInit {
@@ -95,11 +104,14 @@ struct DataConfig {
   int64_t builtin_train_size = 20000;
   int64_t builtin_eval_size = 200;
   int64_t eval_max_samples = 0;
+  bool packing = false;
+  int64_t pack_length = 0;
 
   template <class V>
   void visit(V& v) {
     v("train", train, "Alpaca/Dolly/ShareGPT/messages JSON array or JSONL file; null = the built-in task generator");
-    v("eval", eval, "held-out file for eval_loss; null = the built-in held-out split when train is null, else no eval");
+    v("eval", eval, "held-out file for eval_loss; null = the built-in held-out split when train is null, else no eval",
+      Resume::may_change);
     v("format", format,
       "alpaca (instruction/input/output) | dolly (instruction/context/response) | sharegpt (conversations: from/value) | "
       "messages (role/content) | auto (per record)");
@@ -115,7 +127,14 @@ struct DataConfig {
       "a record missing fields or of the wrong type, or a conversation that breaks the turn rules: error | skip (counted)");
     v("builtin_train_size", builtin_train_size, "samples the built-in generator makes for training");
     v("builtin_eval_size", builtin_eval_size, "samples in the built-in held-out split (disjoint from train)");
-    v("eval_max_samples", eval_max_samples, "evaluate on at most this many held-out samples; 0 = all");
+    v("eval_max_samples", eval_max_samples, "evaluate on at most this many held-out samples; 0 = all",
+      Resume::may_change);
+    v("packing", packing,
+      "lay each micro-batch's samples end to end in rows (positions restart and attention stays within each "
+      "sample; the same samples, loss and noise as padded batches, without the padding)", Resume::may_change);
+    v("pack_length", pack_length,
+      "tokens per packed row, at least max_seq_len (a sample is never split); 0 = micro_batch_size * max_seq_len "
+      "(each micro-batch in one row)", Resume::may_change);
   }
 };
 
@@ -147,17 +166,19 @@ struct TrainSection {
   int64_t eval_every_steps = 0;
   int64_t threads = 0;
   bool activation_checkpointing = false;
-  int64_t loss_chunk_tokens = 4096;
+  int64_t loss_chunk_tokens = 512;
   bool tf32 = false;
 
   template <class V>
   void visit(V& v) {
     v("seed", seed, "seeds init, data order (seed + epoch) and NEFTune noise");
     v("micro_batch_size", micro_batch_size,
-      "samples per forward/backward on each rank; x accumulation_steps x ranks (the global batch) <= training examples");
-    v("accumulation_steps", accumulation_steps, "micro-batches per optimizer step on each rank");
-    v("max_steps", max_steps, "optimizer steps to run; null = derive from epochs");
-    v("epochs", epochs, "passes over the training set (used when max_steps is null; may be fractional)");
+      "samples per forward/backward on each rank; x accumulation_steps x ranks (the global batch) <= training examples",
+      Resume::may_change);
+    v("accumulation_steps", accumulation_steps, "micro-batches per optimizer step on each rank", Resume::may_change);
+    v("max_steps", max_steps, "optimizer steps to run; null = derive from epochs", Resume::may_change);
+    v("epochs", epochs, "passes over the training set (used when max_steps is null; may be fractional)",
+      Resume::may_change);
     v("lr", lr, "peak learning rate");
     v("warmup_ratio", warmup_ratio, "fraction of the steps with linear warmup from 0");
     v("schedule", schedule, "lr after warmup: cosine | linear | constant");
@@ -169,13 +190,17 @@ struct TrainSection {
     v("max_grad_norm", max_grad_norm, "clip the global gradient norm to this; null or 0 = no clipping");
     v("loss_normalization", loss_normalization,
       "token: sum over real tokens / their count in the whole step | microbatch_mean: paper's mean per micro-batch / accumulation");
-    v("eval_every_steps", eval_every_steps, "eval_loss every this many steps (and at the end); 0 = only at the end");
-    v("threads", threads, "intra-op threads per rank; 0 = cores on this node / ranks on this node; capped at the rank's cores");
+    v("eval_every_steps", eval_every_steps, "eval_loss every this many steps (and at the end); 0 = only at the end",
+      Resume::may_change);
+    v("threads", threads, "intra-op threads per rank; 0 = cores on this node / ranks on this node; capped at the rank's cores",
+      Resume::may_change);
     v("activation_checkpointing", activation_checkpointing,
-      "keep only each decoder layer's input in forward and recompute the layer in backward (less memory, ~1/3 more compute)");
+      "keep only each decoder layer's input in forward and recompute the layer in backward (less memory, ~1/3 more compute)",
+      Resume::may_change);
     v("loss_chunk_tokens", loss_chunk_tokens,
       "target positions per LM-head + loss chunk: at most this many fp32 logits rows (and their gradient) are alive at "
-      "once, 4096 x 128256 x 4 B = 2.1 GB for Llama 3, and the head matmul is still large; 0 = all positions at once");
+      "once, 512 x 128256 x 4 B = 263 MB for Llama 3, and the head matmul is still large; 0 = all positions at once",
+      Resume::may_change);
     v("tf32", tf32, "fp32 matmuls on NVIDIA GPUs use TF32 tensor cores (10-bit mantissa products); no effect on CPUs");
   }
 };
@@ -246,15 +271,16 @@ struct TrainConfig {
 
   template <class V>
   void visit(V& v) {
-    v("output_dir", output_dir, "metrics.jsonl, train.log, config.yaml, checkpoints/ and final/ go here");
+    v("output_dir", output_dir, "metrics.jsonl, train.log, config.yaml, checkpoints/ and final/ go here",
+      Resume::may_change);
     v.section("model", model, "the model to fine-tune");
     v.section("tokenizer", tokenizer, "how text becomes ids");
     v.section("data", data, "instruction and conversation data");
     v.section("neftune", neftune, "noisy embeddings (arXiv 2310.05914)");
     v.section("train", train, "optimisation");
-    v.section("distributed", distributed, "FSDP sharding over ranks");
-    v.section("checkpoint", checkpoint, "sharded, resumable checkpoints");
-    v.section("logging", logging, "logs and progress");
+    v.section("distributed", distributed, "FSDP sharding over ranks", Resume::may_change);
+    v.section("checkpoint", checkpoint, "sharded, resumable checkpoints", Resume::may_change);
+    v.section("logging", logging, "logs and progress", Resume::may_change);
   }
 };
 

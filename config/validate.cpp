@@ -77,6 +77,7 @@ void validate(const TrainConfig& c) {
     between("data.builtin_eval_size", c.data.builtin_eval_size, 0, kMaxBuiltinSamples);
   }
   at_least("data.eval_max_samples", c.data.eval_max_samples, 0);
+  if (c.data.pack_length != 0) between("data.pack_length", c.data.pack_length, c.data.max_seq_len, kMaxPositions);
 
   if (c.neftune.alpha && !(*c.neftune.alpha >= 0))
     bad("neftune.alpha", "must be >= 0 (got " + str(*c.neftune.alpha) + "); use null or 0 to turn NEFTune off");

@@ -11,8 +11,8 @@
 #include "trainer/data/builtin_tasks.h"
 #include "trainer/data/chat_template_load.h"
 #include "trainer/data/examples.h"
+#include "trainer/infer/model_eval.h"
 #include "trainer/model/llama.h"
-#include "trainer/run/model_eval.h"
 
 namespace neftune::launch {
 

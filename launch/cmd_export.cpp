@@ -7,7 +7,7 @@
 
 #include "config/errors.h"
 #include "launch/commands.h"
-#include "trainer/run/checkpoint.h"
+#include "trainer/run/checkpoint_export.h"
 
 namespace neftune::launch {
 namespace {

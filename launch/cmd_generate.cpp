@@ -12,8 +12,8 @@
 #include "trainer/data/chat_encode.h"
 #include "trainer/data/chat_template_load.h"
 #include "trainer/data/examples.h"
+#include "trainer/infer/generate.h"
 #include "trainer/model/llama.h"
-#include "trainer/run/generate.h"
 #include "trainer/tokenizer/utf8.h"
 
 namespace neftune::launch {

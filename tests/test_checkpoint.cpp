@@ -2,12 +2,14 @@
 // included), keep_last, damaged checkpoints ignored by auto and named when explicit (a flipped bit
 // found by the shard checksum), checkpoints of a different model or run refused, another run's
 // checkpoints never pruned or mixed with (--overwrite moves them aside), output_dir locked and checked,
-// export to HF format.
+// a save that runs out of disk losing nothing, export to HF format.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 
 #include "config/config.h"
@@ -16,6 +18,9 @@
 #include "trainer/io/safetensors.h"
 #include "trainer/model/llama.h"
 #include "trainer/run/checkpoint.h"
+#include "trainer/run/checkpoint_export.h"
+#include "trainer/run/checkpoint_format.h"
+#include "trainer/run/metrics.h"
 #include "trainer/run/run_dirs.h"
 #include "trainer/run/trainer.h"
 
@@ -273,6 +278,77 @@ TEST(Checkpoint, ExportGathersShardsIntoHfFormat) {
   // bf16 storage: logits move by bf16 rounding of the weights only.
   EXPECT_LT((ms.forward(ids) - m.forward(ids)).abs().max().item<double>(), 0.05);
   EXPECT_THROW(export_checkpoint(ckpt, d / "hf", o), UserError);  // never over an existing export
+}
+
+// RLIMIT_FSIZE lowered to `bytes` (with SIGXFSZ ignored, a write past it fails with EFBIG as a write to a
+// full disk fails with ENOSPC) for this process, until destroyed.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit lim{bytes, saved_.rlim_max};
+    setrlimit(RLIMIT_FSIZE, &lim);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, handler_);
+  }
+
+ private:
+  rlimit saved_{};
+  void (*handler_)(int) = SIG_DFL;
+};
+
+std::map<std::string, std::string> files_in(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out[e.path().filename().string()] = test::read_file(e.path());
+  return out;
+}
+
+// Before: a failed write of a checkpoint file said "write failed (disk full?)" as a CheckpointError (exit 2,
+// as if the checkpoint were bad input). Now it is an io::WriteError with the system's reason (exit 1), and
+// nothing is lost: the previous checkpoint, `latest` and final/ stay as they were, and loadable.
+TEST(Checkpoint, ASaveThatRunsOutOfDiskLosesNothingAndSaysWhy) {
+  TempDir d;
+  { Trainer(cfg_for(d / "r", {"train.max_steps=3"}), dist::world()).train(); }
+  const std::string ckpts = d / "r/checkpoints", previous = ckpts + "/step-00000003";
+  const auto previous_files = files_in(previous), final_files = files_in(d / "r/final");
+  const uint64_t shard_bytes = fs::file_size(previous + "/rank-00000-of-00001.safetensors");
+
+  Trainer t(cfg_for(d / "r", {"train.max_steps=5"}), dist::world());  // resumes from step 3
+  ASSERT_EQ(t.train_step().step, 4);
+  std::string error;
+  bool user_error = true;
+  {
+    const FileSizeLimit limit(shard_bytes / 2);  // the new shard file stops halfway
+    try {
+      t.save_checkpoint();
+    } catch (const dist::AgreedFailure& e) {
+      error = e.what();
+      user_error = e.user_error();
+    }
+  }
+  EXPECT_THAT(error, HasSubstr("rank-00000-of-00001.safetensors: write failed (File too large)"));
+  EXPECT_FALSE(user_error);  // the environment failed, not the user's input
+  EXPECT_EQ(listing(ckpts), (std::vector<std::string>{"latest", "step-00000003"}));  // no .step-00000004.tmp
+  EXPECT_EQ(test::read_file(ckpts + "/latest"), "step-00000003\n");
+  EXPECT_EQ(files_in(previous), previous_files);
+  EXPECT_NO_THROW(validate_checkpoint(previous));
+  EXPECT_EQ(files_in(d / "r/final"), final_files);
+  EXPECT_NO_THROW(model::LlamaModel::load(d / "r/final", at::kFloat));
+  // With room again, the same save goes through.
+  EXPECT_EQ(t.save_checkpoint(), ckpts + "/step-00000004");
+  EXPECT_NO_THROW(validate_checkpoint(ckpts + "/step-00000004"));
+}
+
+TEST(Checkpoint, AResumedRunKeepsTheMetricsLinesUpToItsStep) {
+  TempDir d;
+  const std::string kept = "{\"step\": 1, \"loss\": 2.5}\n{\"step\": 2, \"eval_loss\": 2.0}\n";
+  test::write_file(d / "metrics.jsonl", kept + "{\"step\": 3, \"loss\": 2.25}\n{\"step\": 4, \"lo");
+  keep_metrics_through(d / "metrics.jsonl", 2);
+  EXPECT_EQ(test::read_file(d / "metrics.jsonl"), kept);
+  EXPECT_FALSE(fs::exists(d / ".metrics.jsonl.tmp"));
 }
 
 }  // namespace

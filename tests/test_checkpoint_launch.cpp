@@ -16,7 +16,8 @@
 
 #include "tests/test_util.h"
 #include "trainer/model/hf_checkpoint.h"
-#include "trainer/run/checkpoint.h"
+#include "trainer/model/llama.h"
+#include "trainer/run/checkpoint_format.h"
 #include "trainer/run/run_dirs.h"
 
 namespace neftune {

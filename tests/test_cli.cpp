@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -346,6 +347,35 @@ TEST(Cli, AbsurdModelSizesAreRefusedByValidation) {
     EXPECT_EQ(v.exit_code, 2) << v.output;
     EXPECT_THAT(v.output, HasSubstr(expect));
   }
+}
+
+// An output_dir or checkpoint.dir that cannot be written is bad input, found in setup before any work:
+// exit 2 on every rank, with the key, the path and a fix.
+TEST(Cli, AnUnwritableOutputOrCheckpointDirExitsWith2OnEveryRank) {
+  TempDir d;
+  write_file(d / "t.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  write_file(d / "file", "x");
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {"output_dir=/proc/neftune-out", "output_dir /proc/neftune-out: "},
+      {"output_dir=" + (d / "file"), "output_dir " + (d / "file") + ": File exists (a file is in the way"},
+      {"checkpoint.dir=/proc/neftune-ckpt", "checkpoint.dir /proc/neftune-ckpt: No such file or directory (it cannot be "
+                                            "created there"},
+      {"checkpoint.dir=" + (d / "file/ckpt"), "checkpoint.dir " + (d / "file/ckpt") + ": Not a directory (a file is in the way"},
+  };
+  if (::geteuid() != 0) {  // root may write whatever the mode bits say
+    fs::create_directories(d / "ro");
+    fs::permissions(d / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+    cases.push_back({"checkpoint.dir=" + (d / "ro/ckpt"), "checkpoint.dir " + (d / "ro/ckpt") + ": Permission denied"});
+  }
+  for (const auto& [set, expect] : cases) {
+    const auto r = run_command(train(d / "t.yaml", "--set " + set));
+    EXPECT_EQ(r.exit_code, 2) << set << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr(expect)) << set;
+  }
+  const auto two = run_command(test::mpirun(2) + train(d / "t.yaml", "--set checkpoint.dir=/proc/neftune-ckpt"));
+  EXPECT_EQ(two.exit_code, 2) << two.output;
+  EXPECT_THAT(two.output, HasSubstr("[r1] [error] checkpoint.dir /proc/neftune-ckpt: "));
+  EXPECT_FALSE(fs::exists(d / "out/metrics.jsonl"));
 }
 
 }  // namespace

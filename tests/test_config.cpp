@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
+#include <sstream>
 
 #include "config/config.h"
+#include "config/edit_distance.h"
 #include "config/job.h"
 #include "config/size_limit.h"
 #include "tests/test_util.h"
@@ -140,6 +143,60 @@ TEST(Config, EveryKeyIsDescribedWithItsDefault) {
   EXPECT_THAT(help, HasSubstr("train.lr"));
   EXPECT_THAT(help, HasSubstr("2e-05"));
   EXPECT_GE(all_keys().size(), 50u);
+}
+
+// The keys a resumed run may change, listed here (the checkpoint, logging and distributed sections whole)
+// so that a flag added to or dropped from TrainConfig::visit() fails this test. Everything else changes
+// what is trained.
+TEST(Config, ExactlyTheListedKeysMayChangeOnResume) {
+  std::set<std::string> expected = {"output_dir",
+                                    "train.max_steps",
+                                    "train.epochs",
+                                    "train.eval_every_steps",
+                                    "train.threads",
+                                    "train.micro_batch_size",
+                                    "train.accumulation_steps",
+                                    "train.activation_checkpointing",
+                                    "train.loss_chunk_tokens",
+                                    "data.eval",
+                                    "data.eval_max_samples",
+                                    "data.packing",
+                                    "data.pack_length"};
+  size_t section_keys = 0;
+  for (const auto& key : all_keys())
+    for (const std::string section : {"checkpoint.", "logging.", "distributed."})
+      if (key.rfind(section, 0) == 0) section_keys += expected.insert(key).second;
+  EXPECT_GE(section_keys, 15u);  // 4 checkpoint + 4 logging + 7 distributed keys today
+  std::set<std::string> flagged;
+  for (const auto& key : all_keys())
+    if (may_change_on_resume(key)) flagged.insert(key);
+  EXPECT_EQ(flagged, expected);
+
+  // Unknown keys (even under a flagged section, or sharing a flagged key's prefix) and section names.
+  for (const char* key : {"", "nope", "train.lrr", "checkpoint.nope", "data.evaluate", "checkpoint", "train"})
+    EXPECT_FALSE(may_change_on_resume(key)) << key;
+
+  // --help marks exactly the flagged keys.
+  const std::string marker = " (may change on resume)";
+  std::istringstream help(describe_keys());
+  size_t marked = 0;
+  for (std::string line; std::getline(help, line);) {
+    const std::string key = line.substr(2, line.find(' ', 2) - 2);
+    const bool has_marker =
+        line.size() > marker.size() && line.compare(line.size() - marker.size(), marker.size(), marker) == 0;
+    EXPECT_EQ(has_marker, expected.count(key) == 1) << line;
+    marked += has_marker;
+  }
+  EXPECT_EQ(marked, expected.size());
+}
+
+TEST(Config, EditDistanceCountsSingleCharacterEdits) {
+  EXPECT_EQ(detail::edit_distance("kitten", "sitting"), 3u);  // 2 substitutions + 1 insertion
+  EXPECT_EQ(detail::edit_distance("", "abc"), 3u);
+  EXPECT_EQ(detail::edit_distance("abc", ""), 3u);
+  EXPECT_EQ(detail::edit_distance("train.lr", "train.lr"), 0u);
+  EXPECT_EQ(detail::edit_distance("train.lrr", "train.lr"), 1u);
+  EXPECT_EQ(detail::edit_distance("ab", "ba"), 2u);  // a transposition is two edits
 }
 
 // A 48-59 MB config took 45-59 s and 5-6 GB before its error. A file over kMaxConfigBytes is refused

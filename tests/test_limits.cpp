@@ -9,8 +9,8 @@
 #include "config/config.h"
 #include "distributed/flat_unit.h"
 #include "tests/test_util.h"
+#include "trainer/infer/generate.h"
 #include "trainer/model/llama.h"
-#include "trainer/run/generate.h"
 #include "trainer/run/memory_budget.h"
 
 namespace neftune::run {

@@ -141,7 +141,7 @@ TEST(LossChunks, PeakMemoryFollowsTheChunk) {
 }
 
 TEST(LossChunks, ConfigKey) {
-  EXPECT_EQ(config::parse_config("", "test").train.loss_chunk_tokens, 4096);
+  EXPECT_EQ(config::parse_config("", "test").train.loss_chunk_tokens, 512);
   EXPECT_EQ(config::parse_config("", "test", {"train.loss_chunk_tokens=0"}).train.loss_chunk_tokens, 0);
   try {
     config::parse_config("", "test", {"train.loss_chunk_tokens=-1"});

@@ -8,10 +8,10 @@
 #include "distributed/communicator.h"
 #include "tests/test_util.h"
 #include "trainer/data/batch.h"
+#include "trainer/infer/generate.h"
 #include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/sharded_llama.h"
-#include "trainer/run/generate.h"
 
 namespace neftune {
 namespace {

@@ -22,12 +22,12 @@
 #include "distributed/world.h"
 #include "tests/test_util.h"
 #include "trainer/data/batch.h"
+#include "trainer/infer/generate.h"
 #include "trainer/io/safetensors.h"
 #include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/sharded_llama.h"
-#include "trainer/run/checkpoint.h"
-#include "trainer/run/generate.h"
+#include "trainer/run/checkpoint_export.h"
 #include "trainer/run/trainer.h"
 
 namespace neftune {

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "tests/test_util.h"
-#include "trainer/run/checkpoint.h"
+#include "trainer/run/checkpoint_format.h"
 
 namespace neftune {
 namespace {

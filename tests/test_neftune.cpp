@@ -47,7 +47,7 @@ TEST(Neftune, UniformInMinusOneOne) {
   // One long sample: rescale back to u and check the spread of U(-1,1): min/max near -1/1, var 1/3.
   const int64_t L = 100, d = 1000;
   const double alpha = 2.0;
-  const at::Tensor noise = neftune_noise(at::zeros({1, L, d}), {L}, {5}, alpha);
+  const at::Tensor noise = neftune_noise(at::zeros({1, L, d}), std::vector<int64_t>{L}, {5}, alpha);
   const at::Tensor u = noise / (alpha / std::sqrt(static_cast<double>(L * d)));
   EXPECT_GT(u.max().item<double>(), 0.999);
   EXPECT_LT(u.min().item<double>(), -0.999);
@@ -94,7 +94,7 @@ TEST(Neftune, NoGradientFlowsThroughTheNoise) {
 TEST(Neftune, Bf16EmbeddingsGetBf16NoiseFromFp32Scale) {
   // L_i * d = 300 * 4096 is far past bf16's exact-integer range (256); the scale is computed in fp32.
   const at::Tensor emb = at::zeros({1, 300, 4096}, at::kBFloat16);
-  const at::Tensor noise = neftune_noise(emb, {300}, {9}, 10.0);
+  const at::Tensor noise = neftune_noise(emb, std::vector<int64_t>{300}, {9}, 10.0);
   EXPECT_EQ(noise.scalar_type(), at::kBFloat16);
   EXPECT_NEAR(noise.to(at::kFloat).norm().item<double>(), 10.0 / std::sqrt(3.0), 0.05);
 }

@@ -49,7 +49,7 @@ TEST(Safetensors, RoundTripPreservesValuesDtypesAndShapes) {
     EXPECT_EQ(back.sizes(), value.sizes()) << name;
     EXPECT_TRUE(at::equal(back, value)) << name;  // bit-exact: bytes are copied
   }
-  EXPECT_FALSE(std::filesystem::exists(dir / "x.safetensors.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(dir / ".x.safetensors.tmp"));
 }
 
 TEST(Safetensors, ReadsTheRealFixtureAsDocumented) {

@@ -11,8 +11,8 @@
 
 #include "config/config.h"
 #include "tests/test_util.h"
+#include "trainer/infer/model_eval.h"
 #include "trainer/model/llama.h"
-#include "trainer/run/model_eval.h"
 #include "trainer/run/stop_signal.h"
 #include "trainer/run/trainer.h"
 

@@ -34,22 +34,32 @@ at::Tensor uniform_pm1(int64_t n, int64_t d, uint64_t key, const at::Device& dev
 
 }  // namespace
 
-at::Tensor neftune_noise(const at::Tensor& embeddings, const std::vector<int64_t>& lengths,
+at::Tensor neftune_noise(const at::Tensor& embeddings, const std::vector<data::Segment>& segments,
                          const std::vector<uint64_t>& keys, double alpha) {
-  TORCH_CHECK(embeddings.dim() == 3, "neftune_noise: embeddings must be (B, L, d)");
-  const int64_t B = embeddings.size(0), L = embeddings.size(1), d = embeddings.size(2);
-  TORCH_CHECK(static_cast<int64_t>(lengths.size()) == B && static_cast<int64_t>(keys.size()) == B,
-              "neftune_noise: one length and one key per sample");
-  at::Tensor noise = at::zeros({B, L, d}, embeddings.options().dtype(at::kFloat));
-  for (int64_t i = 0; i < B; ++i) {
-    const int64_t li = lengths[i];
-    TORCH_CHECK(li >= 0 && li <= L, "neftune_noise: sample length out of range");
+  TORCH_CHECK(embeddings.dim() == 3, "neftune_noise: embeddings must be (rows, length, d)");
+  const int64_t R = embeddings.size(0), P = embeddings.size(1), d = embeddings.size(2);
+  TORCH_CHECK(segments.size() == keys.size(), "neftune_noise: one key per sample");
+  at::Tensor noise = at::zeros({R, P, d}, embeddings.options().dtype(at::kFloat));
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const data::Segment& s = segments[i];
+    const int64_t li = s.length;
+    TORCH_CHECK(li >= 0 && s.row >= 0 && s.row < R && s.start >= 0 && s.start + li <= P,
+                "neftune_noise: sample out of range");
     if (li == 0) continue;
     // L_i * d in fp32: a bf16 count is exact only up to 256.
     const float scale = static_cast<float>(alpha) / std::sqrt(static_cast<float>(li) * static_cast<float>(d));
-    noise[i].narrow(0, 0, li).copy_(uniform_pm1(li, d, keys[i], embeddings.device()).mul_(scale));
+    noise[s.row].narrow(0, s.start, li).copy_(uniform_pm1(li, d, keys[i], embeddings.device()).mul_(scale));
   }
   return noise.to(embeddings.scalar_type());
+}
+
+at::Tensor neftune_noise(const at::Tensor& embeddings, const std::vector<int64_t>& lengths,
+                         const std::vector<uint64_t>& keys, double alpha) {
+  TORCH_CHECK(embeddings.dim() == 3 && static_cast<int64_t>(lengths.size()) == embeddings.size(0),
+              "neftune_noise: one length per row");
+  std::vector<data::Segment> segments;
+  for (size_t i = 0; i < lengths.size(); ++i) segments.push_back({static_cast<int64_t>(i), 0, lengths[i]});
+  return neftune_noise(embeddings, segments, keys, alpha);
 }
 
 at::Tensor add_neftune_noise(const at::Tensor& embeddings, const data::Batch& batch, uint64_t seed, int64_t step,
@@ -60,7 +70,7 @@ at::Tensor add_neftune_noise(const at::Tensor& embeddings, const data::Batch& ba
   at::Tensor noise;
   {
     at::NoGradGuard no_grad;  // the noise is a constant: no gradient flows through it
-    noise = neftune_noise(embeddings, batch.lengths, keys, alpha);
+    noise = neftune_noise(embeddings, batch.segments, keys, alpha);
   }
   return embeddings + noise;
 }

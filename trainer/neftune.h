@@ -17,13 +17,17 @@ namespace neftune {
 
 uint64_t noise_key(uint64_t seed, int64_t epoch, int64_t step, int64_t sample_index);
 
-// The noise for a batch of embeddings (B, L, d) with right-padded lengths: (B, L, d), same dtype and
-// device as the embeddings, zero beyond each sample's length. L_i and the scale are computed in fp32
-// from the integer lengths.
+// The noise for a batch of embeddings (R, P, d) whose samples lie at `segments` (one key each):
+// (R, P, d), same dtype and device as the embeddings, sample i's noise on its own L_i = segment length
+// tokens, zero on every token outside a sample. The same for a sample whether its row is padded or
+// packed with others. L_i and the scale are computed in fp32 from the integer lengths.
+at::Tensor neftune_noise(const at::Tensor& embeddings, const std::vector<data::Segment>& segments,
+                         const std::vector<uint64_t>& keys, double alpha);
+// Right-padded rows: sample i is row i, columns [0, lengths[i]).
 at::Tensor neftune_noise(const at::Tensor& embeddings, const std::vector<int64_t>& lengths,
                          const std::vector<uint64_t>& keys, double alpha);
 
-// embeddings + noise (detached), keys from the batch's picks at optimizer step `step`.
+// embeddings + noise (detached), keys from the batch's picks at optimizer step `step`, padded or packed.
 at::Tensor add_neftune_noise(const at::Tensor& embeddings, const data::Batch& batch, uint64_t seed, int64_t step,
                              double alpha);
 

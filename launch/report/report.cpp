@@ -9,8 +9,9 @@
 
 #include "config/config.h"
 #include "trainer/data/builtin_tasks.h"
+#include "trainer/infer/model_eval.h"
+#include "trainer/io/file_write.h"
 #include "trainer/model/llama.h"
-#include "trainer/run/model_eval.h"
 
 namespace neftune::report {
 namespace fs = std::filesystem;
@@ -230,9 +231,9 @@ std::string loss_curves_svg(const std::vector<RunSummary>& runs) {
 
 void write_report(const std::vector<RunSummary>& runs, const std::string& out_dir) {
   fs::create_directories(out_dir);
-  std::ofstream(fs::path(out_dir) / "report.md") << "# neftune report\n\n" << report_markdown(runs)
-                                                 << "\n![loss curves](loss.svg)\n";
-  std::ofstream(fs::path(out_dir) / "loss.svg") << loss_curves_svg(runs);
+  io::write_file_atomic((fs::path(out_dir) / "report.md").string(),
+                        "# neftune report\n\n" + report_markdown(runs) + "\n![loss curves](loss.svg)\n");
+  io::write_file_atomic((fs::path(out_dir) / "loss.svg").string(), loss_curves_svg(runs));
   json j = json::array();
   for (const auto& r : runs) {
     auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
@@ -247,7 +248,7 @@ void write_report(const std::vector<RunSummary>& runs, const std::string& out_di
                  {"mean_response_tokens", opt(r.mean_response_tokens)},
                  {"tokens_per_s", opt(r.tokens_per_s)}});
   }
-  std::ofstream(fs::path(out_dir) / "report.json") << j.dump(2) << "\n";
+  io::write_file_atomic((fs::path(out_dir) / "report.json").string(), j.dump(2) + "\n");
 }
 
 }  // namespace neftune::report

@@ -12,6 +12,7 @@
 #include "config/errors.h"
 #include "config/config.h"
 #include "launch/report/report.h"
+#include "trainer/io/file_write.h"
 #include "trainer/run/device.h"
 #include "launch/serve/quickstart_job.h"
 #include "trainer/run/stop_signal.h"
@@ -93,8 +94,9 @@ int run_daemon(const ServeOptions& o, dist::World& world) {
     spool = std::make_unique<Spool>(o.spool, o.limits);
     if (o.default_job && !spool->ever_had_jobs()) spool->submit(kQuickstartJobYaml, "quickstart", "built-in quick start");
     http = std::make_unique<HttpApi>(*spool, o.http);
-    std::ofstream(fs::path(o.spool) / "daemon.json")
-        << json{{"pid", getpid()}, {"host", o.http.host}, {"port", http->port()}, {"ranks", world.size}}.dump() << "\n";
+    io::write_file_atomic((fs::path(o.spool) / "daemon.json").string(),
+                          json{{"pid", getpid()}, {"host", o.http.host}, {"port", http->port()}, {"ranks", world.size}}
+                                  .dump() + "\n");
   });
   spdlog::info("[serve] {} rank(s) serving spool {}", world.size, o.spool);
   while (true) {

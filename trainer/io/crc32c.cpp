@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include "trainer/io/safetensors.h"
+#include "config/errors.h"
 
 namespace neftune::io {
 namespace {

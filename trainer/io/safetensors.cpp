@@ -23,19 +23,6 @@ using json = nlohmann::json;
 
 std::string sys_error() { return std::strerror(errno); }
 
-void write_all(int fd, const void* data, size_t n, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw CheckpointError(path + ": write failed: " + sys_error());
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
 }  // namespace
 
 at::ScalarType to_scalar_type(const std::string& d, const std::string& context) {
@@ -163,7 +150,7 @@ void SafetensorsFile::read_range_into(const std::string& name, int64_t begin, in
 
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<Decl> tensors,
                                      std::map<std::string, std::string> metadata)
-    : path_(std::move(path)), tmp_(path_ + ".tmp"), decls_(std::move(tensors)) {
+    : out_(std::move(path)), decls_(std::move(tensors)) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -178,19 +165,13 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<Decl> tensors
   text.append((8 - text.size() % 8) % 8, ' ');
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw CheckpointError(tmp_ + ": cannot create: " + sys_error());
-  write_all(fd_, len, 8, tmp_);
-  write_all(fd_, text.data(), text.size(), tmp_);
-  written_ = 8 + text.size();
-  crc_ = crc32c_extend(crc32c_extend(0, len, 8), text.data(), text.size());
+  append(len, 8);
+  append(text.data(), text.size());
 }
 
-SafetensorsWriter::~SafetensorsWriter() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    ::unlink(tmp_.c_str());
-  }
+void SafetensorsWriter::append(const void* data, size_t n) {
+  out_.write(data, n);
+  crc_ = crc32c_extend(crc_, data, n);
 }
 
 void SafetensorsWriter::write(const std::string& name, const at::Tensor& value) {
@@ -200,27 +181,13 @@ void SafetensorsWriter::write(const std::string& name, const at::Tensor& value) 
   TORCH_CHECK(value.sizes().vec() == d.shape, "safetensors write ", name, ": shape ", value.sizes(),
               " does not match the declared ", at::IntArrayRef(d.shape));
   const at::Tensor cpu = value.detach().to(at::kCPU, d.dtype).contiguous();
-  const size_t n = static_cast<size_t>(cpu.numel()) * cpu.element_size();
-  write_all(fd_, cpu.data_ptr(), n, tmp_);
-  written_ += n;
-  crc_ = crc32c_extend(crc_, cpu.data_ptr(), n);
-  // Start the disk writing what is already in the page cache while the next tensors are copied in,
-  // instead of all of it at the final fsync (non-blocking; finish() still fsyncs everything).
-  constexpr uint64_t kWritebackChunk = 32ull << 20;
-  if (written_ - writeback_started_ >= kWritebackChunk) {
-    ::sync_file_range(fd_, static_cast<off_t>(writeback_started_), static_cast<off_t>(written_ - writeback_started_),
-                      SYNC_FILE_RANGE_WRITE);
-    writeback_started_ = written_;
-  }
+  append(cpu.data_ptr(), static_cast<size_t>(cpu.numel()) * cpu.element_size());
 }
 
 void SafetensorsWriter::finish() {
   if (next_ != decls_.size())
     throw std::logic_error("SafetensorsWriter: finish() before all tensors were written");
-  if (::fsync(fd_) != 0) throw CheckpointError(tmp_ + ": fsync failed: " + sys_error());
-  ::close(fd_);
-  fd_ = -1;
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) throw CheckpointError(path_ + ": rename failed: " + sys_error());
+  out_.commit();
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,

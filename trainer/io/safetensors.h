@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/io/file_write.h"  // fsync_path, for the writers of checkpoint files
+#include "trainer/io/file_write.h"
 #include "trainer/io/safetensors_header.h"
 
 namespace neftune::io {
@@ -51,8 +51,8 @@ class SafetensorsFile {
 };
 
 // Streams a safetensors file: the header is written from the declared entries, then each tensor in
-// the declared order. The file appears at `path` only after finish() (written to path.tmp, fsynced,
-// renamed), so a crash never leaves a half-written file under the final name.
+// the declared order. The file appears at `path` only after finish() (through an AtomicFileWriter), so
+// a crash never leaves a half-written file under the final name; a failed write is an io::WriteError.
 class SafetensorsWriter {
  public:
   struct Decl {
@@ -61,19 +61,18 @@ class SafetensorsWriter {
     std::vector<int64_t> shape;
   };
   SafetensorsWriter(std::string path, std::vector<Decl> tensors, std::map<std::string, std::string> metadata = {});
-  ~SafetensorsWriter();
   void write(const std::string& name, const at::Tensor& value);  // converted to the declared dtype
   void finish();
   // The CRC-32C and size of every byte written so far (the whole file after finish()).
   uint32_t crc32c() const { return crc_; }
-  uint64_t bytes() const { return written_; }
+  uint64_t bytes() const { return out_.bytes(); }
 
  private:
-  std::string path_, tmp_;
+  void append(const void* data, size_t n);
+
+  AtomicFileWriter out_;
   std::vector<Decl> decls_;
   size_t next_ = 0;
-  int fd_ = -1;
-  uint64_t written_ = 0, writeback_started_ = 0;  // bytes written / handed to the disk so far
   uint32_t crc_ = 0;
 };
 

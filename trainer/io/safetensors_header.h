@@ -9,15 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "config/errors.h"
+#include "config/errors.h"  // CheckpointError
 
 namespace neftune::io {
-
-// A checkpoint or weights file that is missing, truncated, inconsistent or lying.
-class CheckpointError : public UserError {
- public:
-  using UserError::UserError;
-};
 
 struct TensorEntry {
   std::string name;

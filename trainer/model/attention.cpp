@@ -2,6 +2,7 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -39,6 +40,49 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   // without materialising (B,H,L,T) in fp32 forward and backward.
   const at::Tensor probs = at::softmax(scores, -1);
   return at::matmul(probs, v);  // (B,H,L,hd)
+}
+
+at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const std::vector<data::Segment>& segments, int64_t window) {
+  const int64_t R = q.size(0), P = q.size(2);
+  std::vector<std::vector<data::Segment>> by_row(static_cast<size_t>(R));
+  for (const data::Segment& s : segments) {
+    TORCH_CHECK(s.row >= 0 && s.row < R && s.start >= 0 && s.length >= 0 && s.start + s.length <= P,
+                "packed_attention: a segment lies outside its row");
+    if (s.length > 0) by_row[static_cast<size_t>(s.row)].push_back(s);
+  }
+  // split / split_with_sizes rather than narrow: their backward is one cat, where each narrow's would
+  // write its slice into a zero tensor of the whole input.
+  const std::vector<at::Tensor> q_rows = q.split(1, 0), k_rows = k.split(1, 0), v_rows = v.split(1, 0);
+  std::vector<at::Tensor> rows;
+  for (int64_t r = 0; r < R; ++r) {
+    auto& segs = by_row[static_cast<size_t>(r)];
+    std::sort(segs.begin(), segs.end(), [](const data::Segment& a, const data::Segment& b) { return a.start < b.start; });
+    std::vector<int64_t> sizes;
+    std::vector<bool> is_sample;
+    int64_t col = 0;
+    for (const data::Segment& s : segs) {
+      TORCH_CHECK(s.start >= col, "packed_attention: segments of row ", r, " overlap");
+      if (s.start > col) {
+        sizes.push_back(s.start - col);
+        is_sample.push_back(false);
+      }
+      sizes.push_back(s.length);
+      is_sample.push_back(true);
+      col = s.start + s.length;
+    }
+    if (P > col) {
+      sizes.push_back(P - col);
+      is_sample.push_back(false);
+    }
+    const std::vector<at::Tensor> qs = q_rows[r].split_with_sizes(sizes, 2), ks = k_rows[r].split_with_sizes(sizes, 2),
+                                  vs = v_rows[r].split_with_sizes(sizes, 2);
+    std::vector<at::Tensor> pieces;
+    for (size_t i = 0; i < sizes.size(); ++i)
+      pieces.push_back(is_sample[i] ? attention(qs[i], ks[i], vs[i], 0, window) : at::zeros_like(qs[i]));
+    rows.push_back(pieces.size() == 1 ? pieces[0] : at::cat(pieces, 2));
+  }
+  return R == 1 ? rows[0] : at::cat(rows, 0);
 }
 
 }  // namespace neftune::model

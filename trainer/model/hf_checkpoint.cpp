@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "trainer/model/llama.h"
+#include "trainer/io/file_write.h"
 #include "trainer/io/json_error.h"
 
 namespace neftune::model {
@@ -117,7 +118,7 @@ void write_hf_model(const std::string& dir, const LlamaConfig& config,
   out_cfg.torch_dtype = options.dtype == at::kBFloat16 ? "bfloat16" : options.dtype == at::kHalf ? "float16" : "float32";
   if (write) {
     fs::create_directories(dir);
-    std::ofstream(fs::path(dir) / "config.json") << out_cfg.to_json_text();
+    io::write_file_atomic((fs::path(dir) / "config.json").string(), out_cfg.to_json_text());
   }
   json weight_map = json::object();
   for (size_t s = 0; s < shards.size(); ++s) {
@@ -138,7 +139,7 @@ void write_hf_model(const std::string& dir, const LlamaConfig& config,
   }
   if (write && shards.size() > 1) {
     const json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-    std::ofstream(fs::path(dir) / "model.safetensors.index.json") << index.dump(2) << "\n";
+    io::write_file_atomic((fs::path(dir) / "model.safetensors.index.json").string(), index.dump(2) + "\n");
   }
   if (write) io::fsync_path(dir);
 }

@@ -80,8 +80,12 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 at::Tensor embed(const at::Tensor& table, const at::Tensor& ids) { return at::embedding(table, ids); }
 
-at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
-                         int64_t pos0, at::Tensor* cache_k, at::Tensor* cache_v) {
+namespace {
+
+// One decoder layer; RoPE and attention at positions [pos0, pos0 + L) (with the KV cache when given),
+// or per sample of packed rows.
+at::Tensor layer_forward(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
+                         int64_t pos0, at::Tensor* cache_k, at::Tensor* cache_v, const PackedRows* packed) {
   const int64_t B = x.size(0), L = x.size(1), H = c.num_attention_heads, KV = c.num_key_value_heads,
                 hd = c.head_dim;
   const at::Tensor h = rms_norm(x, w.attn_norm, c.rms_norm_eps);
@@ -92,8 +96,8 @@ at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::
     q = rms_norm(q, w.q_norm, c.rms_norm_eps);
     k = rms_norm(k, w.k_norm, c.rms_norm_eps);
   }
-  q = apply_rope(q.transpose(1, 2), rope, pos0);  // (B,H,L,hd)
-  k = apply_rope(k.transpose(1, 2), rope, pos0);  // (B,KV,L,hd)
+  q = packed ? apply_rope(q.transpose(1, 2), rope, packed->positions) : apply_rope(q.transpose(1, 2), rope, pos0);
+  k = packed ? apply_rope(k.transpose(1, 2), rope, packed->positions) : apply_rope(k.transpose(1, 2), rope, pos0);
   if (cache_k) {
     cache_k->narrow(2, pos0, L).copy_(k);
     cache_v->narrow(2, pos0, L).copy_(v);
@@ -105,10 +109,25 @@ at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::
     k = k.unsqueeze(2).expand({B, KV, H / KV, T, hd}).reshape({B, H, T, hd});
     v = v.unsqueeze(2).expand({B, KV, H / KV, T, hd}).reshape({B, H, T, hd});
   }
-  const at::Tensor attn = attention(q, k, v, pos0, c.attention_window()).transpose(1, 2).reshape({B, L, H * hd});
+  const at::Tensor a = packed ? packed_attention(q, k, v, *packed->segments, c.attention_window())
+                              : attention(q, k, v, pos0, c.attention_window());
+  const at::Tensor attn = a.transpose(1, 2).reshape({B, L, H * hd});
   const at::Tensor x2 = x + at::linear(attn, w.wo, w.bo);
   const at::Tensor m = rms_norm(x2, w.mlp_norm, c.rms_norm_eps);
   return x2 + at::linear(at::silu(at::linear(m, w.w_gate)) * at::linear(m, w.w_up), w.w_down);
+}
+
+}  // namespace
+
+at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
+                         int64_t pos0, at::Tensor* cache_k, at::Tensor* cache_v) {
+  return layer_forward(c, w, x, rope, pos0, cache_k, cache_v, nullptr);
+}
+
+at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
+                         const PackedRows& packed) {
+  TORCH_CHECK(packed.positions.defined() && packed.segments, "decoder_layer: packed rows need positions and segments");
+  return layer_forward(c, w, x, rope, 0, nullptr, nullptr, &packed);
 }
 
 at::Tensor lm_logits(const LlamaConfig& c, const at::Tensor& norm_weight, const at::Tensor& head_weight,

@@ -64,6 +64,14 @@ at::Tensor embed(const at::Tensor& table, const at::Tensor& ids);
 // (k, v) is read and filled when given.
 at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
                          int64_t pos0, at::Tensor* cache_k = nullptr, at::Tensor* cache_v = nullptr);
+// Packed rows (data/packing.h): x (R, P, d); `positions` (R, P) on x's device is each token's position
+// within its sample, `segments` where each sample lies. RoPE and attention are per sample.
+struct PackedRows {
+  at::Tensor positions;
+  const std::vector<data::Segment>* segments = nullptr;
+};
+at::Tensor decoder_layer(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
+                         const PackedRows& packed);
 // Final norm + LM head: (..., d) -> (..., V) in the compute dtype.
 at::Tensor lm_logits(const LlamaConfig& c, const at::Tensor& norm_weight, const at::Tensor& head_weight,
                      const at::Tensor& h);

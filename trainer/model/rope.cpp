@@ -78,4 +78,14 @@ at::Tensor apply_rope(const at::Tensor& x, const Rope& rope, int64_t pos0) {
   return x * cos + rotate_half(x) * sin;
 }
 
+at::Tensor apply_rope(const at::Tensor& x, const Rope& rope, const at::Tensor& positions) {
+  const int64_t R = x.size(0), P = x.size(-2), hd = x.size(-1);
+  TORCH_CHECK(positions.dim() == 2 && positions.size(0) == R && positions.size(1) == P,
+              "apply_rope: positions must be (rows, length)");
+  const at::Tensor flat = positions.reshape({-1});
+  const at::Tensor cos = rope.cos.index_select(0, flat).view({R, 1, P, hd}).to(x.scalar_type());
+  const at::Tensor sin = rope.sin.index_select(0, flat).view({R, 1, P, hd}).to(x.scalar_type());
+  return x * cos + rotate_half(x) * sin;
+}
+
 }  // namespace neftune::model

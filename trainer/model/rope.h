@@ -38,5 +38,7 @@ class Rope {
 
 // x * cos + rotate_half(x) * sin for x (B, H, L, hd) at positions [pos0, pos0 + L); `rope` must cover them.
 at::Tensor apply_rope(const at::Tensor& x, const Rope& rope, int64_t pos0);
+// The same at any positions: x (R, H, P, hd), positions (R, P) int64 on x's device, all covered by `rope`.
+at::Tensor apply_rope(const at::Tensor& x, const Rope& rope, const at::Tensor& positions);
 
 }  // namespace neftune::model

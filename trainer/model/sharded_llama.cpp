@@ -3,6 +3,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
+
 #include "trainer/data/rng.h"
 #include "trainer/model/chunked_head.h"
 
@@ -66,8 +68,20 @@ void ShardedLlama::load(const HfCheckpoint& checkpoint) {
   }
 }
 
-at::Tensor ShardedLlama::layer(size_t u, const at::Tensor& x, bool grad) {
-  return decoder_layer(config_, LayerWeights::from(config_, unit(u).views(grad)), x, rope_, 0);
+at::Tensor ShardedLlama::layer(size_t u, const at::Tensor& x, bool grad, const PackedRows& packed) {
+  const LayerWeights w = LayerWeights::from(config_, unit(u).views(grad));
+  return packed.segments ? decoder_layer(config_, w, x, rope_, packed) : decoder_layer(config_, w, x, rope_, 0);
+}
+
+PackedRows ShardedLlama::prepare_positions(const data::Batch& batch) {
+  if (!batch.packed()) {
+    rope_.reserve(batch.input_ids.size(1));
+    return {};
+  }
+  int64_t longest = 1;
+  for (const int64_t l : batch.lengths) longest = std::max(longest, l);
+  rope_.reserve(longest);
+  return {data::to_device(batch.positions, options_.device), &batch.segments};
 }
 
 void ShardedLlama::prefetch(size_t i) {
@@ -93,7 +107,7 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
   const bool full = options_.mode == config::Sharding::full;
   const size_t head = head_index();
   const at::Tensor ids = data::to_device(batch.input_ids, options_.device);
-  rope_.reserve(ids.size(1));
+  const PackedRows packed = prepare_positions(batch);
 
   // ---- forward ----
   unit(0).finish_gather();
@@ -111,9 +125,9 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
     if (checkpointing_) {
       // No graph: the layer's activations die here; backward runs it again from inputs[u].
       at::NoGradGuard no_grad;
-      x = layer(u, inputs[u], false);
+      x = layer(u, inputs[u], false, packed);
     } else {
-      x = outputs[u] = layer(u, inputs[u], true);
+      x = outputs[u] = layer(u, inputs[u], true, packed);
     }
     if (full) unit(u).release();
   }
@@ -149,7 +163,7 @@ MicroResult ShardedLlama::forward_backward(const data::Batch& batch, double loss
     if (u > 1) prefetch(u - 1);
     // Recomputed with grad on the re-gathered weights (only decoder layers: the embedding and its
     // NEFTune noise never run twice).
-    if (checkpointing_) outputs[u] = layer(u, inputs[u], true);
+    if (checkpointing_) outputs[u] = layer(u, inputs[u], true, packed);
     torch::autograd::backward({outputs[u]}, {g});
     g = inputs[u].grad();
     inputs[u] = outputs[u] = at::Tensor();
@@ -165,7 +179,7 @@ MicroResult ShardedLlama::evaluate(const data::Batch& batch) {
   at::NoGradGuard no_grad;
   const size_t head = head_index();
   const at::Tensor ids = data::to_device(batch.input_ids, options_.device);
-  rope_.reserve(ids.size(1));
+  const PackedRows packed = prepare_positions(batch);
   unit(0).gather();
   prefetch(1);
   at::Tensor x = embed(unit(0).views(false)[0], ids);
@@ -173,7 +187,7 @@ MicroResult ShardedLlama::evaluate(const data::Batch& batch) {
   for (size_t u = 1; u < head; ++u) {
     unit(u).finish_gather();
     prefetch(u + 1);
-    x = decoder_layer(config_, LayerWeights::from(config_, unit(u).views(false)), x, rope_, 0);
+    x = layer(u, x, false, packed);
     unit(u).release();
   }
   unit(head).finish_gather();

@@ -78,8 +78,11 @@ class ShardedLlama {
   dist::FlatUnit& unit(size_t i) { return *units_[i]; }
   size_t head_index() const { return units_.size() - 1; }
   void prefetch(size_t i);
-  // Decoder layer unit u on x (B, L, d), on its gathered weights (part of the graph when `grad`).
-  at::Tensor layer(size_t u, const at::Tensor& x, bool grad);
+  // Decoder layer unit u on x (B, L, d), on its gathered weights (part of the graph when `grad`); per
+  // sample when `packed` has segments.
+  at::Tensor layer(size_t u, const at::Tensor& x, bool grad, const PackedRows& packed);
+  // Grows the RoPE tables to the batch's positions; for a packed batch, its positions on the device.
+  PackedRows prepare_positions(const data::Batch& batch);
   // Cross-entropy summed over the rows of x (B, L, d) that have a target (Batch::target_rows/_ids),
   // in chunks of loss_chunk_tokens_ rows. With `backward_scale` it also back-propagates the sum times
   // it, chunk by chunk, into x's grad and the head's (and a tied embedding's) weights. The sum comes

@@ -1,16 +1,15 @@
-// Sharded, resumable checkpoints that survive crashes, preemption and changes of world size.
+// Sharded, resumable checkpoints that survive crashes, preemption and changes of world size: saving,
+// choosing which to resume, loading, and removing old ones. The files are in checkpoint_format.h.
 //
-// <checkpoint.dir>/step-00000020/
-//   meta.json                         step, sampler position, world size, model config, unit layout
-//   config.yaml                       the effective config that wrote it
-//   rank-00000-of-00002.safetensors   this shard of every unit: <unit>/param, <unit>/exp_avg, <unit>/exp_avg_sq
-//   config.json + tokenizer files     so `neftune export` needs nothing else
+// <checkpoint.dir>/step-00000020/     one checkpoint (meta.json, rank files, config.yaml, config.json,
+//                                     tokenizer files: so `neftune export` needs nothing else)
 // <checkpoint.dir>/latest             the newest complete checkpoint's name, updated last
 //
-// A checkpoint is written into .step-00000020.tmp, every file fsynced, then renamed into place; older
-// ones are removed (keep_last) only after that. A checkpoint is complete and loadable, or it is ignored:
-// resume: auto takes the newest directory whose meta and every rank file validate, the files' bytes
-// included (meta.json holds each shard file's size and CRC-32C).
+// A checkpoint is written into .step-00000020.tmp, every file written atomically (io::file_write.h),
+// then renamed into place; older ones are removed (keep_last) only after that. A save that fails before
+// the rename (a full disk: io::WriteError) publishes nothing and removes its partial files. A checkpoint
+// is complete and loadable, or it is ignored: resume: auto takes the newest directory whose meta and
+// every rank file validate, the files' bytes included (meta.json holds each shard file's size and CRC-32C).
 //
 // Every checkpoint carries its run's id (meta.json "run_id"): a fresh run draws one, a resumed run keeps
 // the checkpoint's. A run prunes only its own checkpoints, and a fresh run refuses a checkpoint.dir that
@@ -23,7 +22,6 @@
 
 #include "config/train_config.h"
 #include "distributed/world.h"
-#include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/sharded_llama.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/tokenizer/tokenizer.h"
@@ -58,6 +56,11 @@ class Checkpointer {
   std::vector<std::string> foreign_checkpoints() const;
 
  private:
+  // save() but for its timing and the clean-up of a failed save: the rank files, then (rank 0) meta.json,
+  // config and tokenizer files, and the rename that publishes the checkpoint.
+  void write_and_publish(const TrainProgress& progress, model::ShardedLlama& model,
+                         const std::vector<optim::AdamWState>& optimizer, const tok::Tokenizer& tok,
+                         const std::string& name, int num_shards);
   void prune() const;
 
   config::TrainConfig cfg_;
@@ -70,13 +73,5 @@ class Checkpointer {
 // Rank 0: moves the checkpoints in `root` (step-*, latest, leftovers of saves) into a new directory
 // `<root>.replaced-<UTC time>` beside it and returns that directory's path ("" when there was nothing).
 std::string move_checkpoints_aside(const std::string& root);
-
-// Checks that `dir` is a complete checkpoint (meta.json, every rank file with every tensor of the
-// right size, every file's size and CRC-32C as meta.json records them); throws io::CheckpointError
-// naming the file and what is wrong.
-void validate_checkpoint(const std::string& dir);
-
-// Reassembles a checkpoint's shards into an HF-format model directory (`neftune export`).
-void export_checkpoint(const std::string& dir, const std::string& out_dir, const model::HfWriteOptions& options);
 
 }  // namespace neftune::run

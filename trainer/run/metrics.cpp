@@ -3,13 +3,17 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
-#include <stdexcept>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "trainer/io/file_write.h"
 
 namespace neftune::run {
 
 MetricsWriter::MetricsWriter(const std::string& path, bool truncate) {
   file_ = std::fopen(path.c_str(), truncate ? "w" : "a");
-  if (!file_) throw std::runtime_error(path + ": cannot open for writing");
+  if (!file_) throw io::WriteError(path + ": cannot open for writing (" + std::strerror(errno) + ")");
 }
 
 MetricsWriter::~MetricsWriter() {
@@ -21,6 +25,22 @@ void MetricsWriter::write(const nlohmann::json& line) {
   const std::string text = line.dump() + "\n";
   std::fwrite(text.data(), 1, text.size(), file_);
   std::fflush(file_);
+}
+
+void keep_metrics_through(const std::string& path, int64_t last_step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= last_step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      // a line cut by a crash: dropped
+    }
+  }
+  in.close();
+  io::write_file_atomic(path, kept);
 }
 
 double peak_rss_mb() {

@@ -3,6 +3,7 @@
 // Each line is flushed when written, so a crash loses nothing already logged.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -22,6 +23,10 @@ class MetricsWriter {
  private:
   std::FILE* file_ = nullptr;
 };
+
+// Keeps the lines of `path` with "step" <= last_step and drops the rest (lines cut by a crash included),
+// rewriting the file atomically: a resumed run continues the file from its checkpoint's step.
+void keep_metrics_through(const std::string& path, int64_t last_step);
 
 // Peak resident set size of this process, in MB.
 double peak_rss_mb();

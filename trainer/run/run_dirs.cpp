@@ -28,6 +28,7 @@ std::string hint_for(int err) {
     case ENOTDIR:
     case EEXIST: return "a file is in the way: remove it or choose another path";
     case ENOSPC: return "the disk is full: free space or choose another location";
+    case ENOENT: return "it cannot be created there (a virtual filesystem such as /proc?): choose a writable location";
     default: return "choose another path";
   }
 }

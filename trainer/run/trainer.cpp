@@ -7,15 +7,17 @@
 #include <cstdlib>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include "config/config.h"
+#include "trainer/data/packing.h"
+#include "trainer/io/file_write.h"
 #include "trainer/neftune.h"
 #include "trainer/optim/clip.h"
 #include "trainer/optim/schedule.h"
 #include "trainer/run/device.h"
 #include "trainer/run/logging.h"
 #include "trainer/run/memory_budget.h"
+#include "trainer/run/metrics.h"
 #include "trainer/run/progress.h"
 #include "trainer/run/stop_signal.h"
 
@@ -42,23 +44,6 @@ void maybe_inject_failure(int rank, int64_t step) {
   if (std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step)
     throw std::runtime_error("injected failure on rank " + std::to_string(rank) + " at step " + std::to_string(step) +
                              " (NEFTUNE_INJECT_FAILURE)");
-}
-
-// Keeps the lines of steps <= last_step (a resumed run rewrites what came after its checkpoint).
-void truncate_metrics_after(const std::string& path, int64_t last_step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= last_step) kept += line + "\n";
-    } catch (const nlohmann::json::exception&) {
-      // a line cut by a crash: dropped
-    }
-  }
-  in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
 }
 
 // Thrown by evaluate() on every rank when a stop was requested during it.
@@ -200,15 +185,20 @@ void Trainer::setup() {
                      : static_cast<int64_t>(std::ceil(*cfg_.train.epochs * static_cast<double>(data_.train.size()) /
                                                       static_cast<double>(global_batch)));
   if (rank0()) {
-    std::ofstream(fs::path(cfg_.output_dir) / "config.yaml") << config::dump_config(cfg_);
+    io::write_file_atomic((fs::path(cfg_.output_dir) / "config.yaml").string(), config::dump_config(cfg_));
     const std::string metrics_path = (fs::path(cfg_.output_dir) / "metrics.jsonl").string();
     // A resumed run continues the file from its checkpoint: lines of steps after it are dropped.
-    if (resume) truncate_metrics_after(metrics_path, step_);
+    if (resume) keep_metrics_through(metrics_path, step_);
     metrics_ = std::make_unique<MetricsWriter>(metrics_path, !resume);
   }
-  spdlog::info("[train] {} steps of {} samples (micro-batch {} x accumulation {} x {} ranks), NEFTune alpha {}",
+  if (cfg_.data.packing)
+    pack_length_ = cfg_.data.pack_length > 0 ? cfg_.data.pack_length
+                                             : cfg_.train.micro_batch_size * cfg_.data.max_seq_len;
+  spdlog::info("[train] {} steps of {} samples (micro-batch {} x accumulation {} x {} ranks), NEFTune alpha {}, {}",
                total_steps_, global_batch, cfg_.train.micro_batch_size, cfg_.train.accumulation_steps, world_.size,
-               cfg_.neftune.alpha.value_or(0.0));
+               cfg_.neftune.alpha.value_or(0.0),
+               pack_length_ > 0 ? "packed rows of at most " + std::to_string(pack_length_) + " tokens"
+                                : std::string("padded batches"));
 }
 
 TrainSummary Trainer::train() {
@@ -284,7 +274,7 @@ StepStats Trainer::train_step() {
   at::Tensor mean_sum = at::zeros_like(loss_sum);
   for (int64_t m = 0; m < accum; ++m) {
     const auto first = picks.begin() + (world_.rank * accum + m) * mbs;
-    const data::Batch batch = data::collate(data_.train, {first, first + mbs}, tok_->pad_id());
+    const data::Batch batch = data::make_batch(data_.train, {first, first + mbs}, tok_->pad_id(), pack_length_);
     // token: every real token of the step weighs the same; microbatch_mean: each micro-batch does.
     const double scale = token_norm ? 1.0 / static_cast<double>(s.targets)
                                     : 1.0 / static_cast<double>(batch.n_targets * accum * world);
@@ -343,7 +333,7 @@ double Trainer::evaluate() {
     const bool dummy = lo >= hi;
     const std::vector<data::SamplePick> picks =
         dummy ? std::vector<data::SamplePick>{{0, 0}} : std::vector<data::SamplePick>(mine.begin() + lo, mine.begin() + hi);
-    const model::MicroResult r = model_->evaluate(data::collate(data_.eval, picks, tok_->pad_id()));
+    const model::MicroResult r = model_->evaluate(data::make_batch(data_.eval, picks, tok_->pad_id(), pack_length_));
     if (!dummy) {
       loss.add_(r.loss_sum.to(at::kDouble));
       count += static_cast<double>(r.n_targets);

@@ -93,6 +93,7 @@ class Trainer {
   int64_t saved_step_ = -1;  // the step of the newest checkpoint this run wrote or resumed from
   TrainObserver observer_;
   int64_t total_steps_ = 0;
+  int64_t pack_length_ = 0;  // tokens per packed row; 0 = padded batches
 };
 
 }  // namespace neftune::run

@@ -2,10 +2,10 @@
 
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "config/errors.h"
+#include "trainer/io/file_write.h"
 #include "trainer/tokenizer/byte_level.h"
 #include "trainer/tokenizer/unicode_nfc.h"
 #include "trainer/tokenizer/utf8.h"
@@ -86,20 +86,18 @@ void HfTokenizer::save(const std::string& dir) const {
   auto copy = [&](const fs::path& from, const char* name) {
     const fs::path to = fs::path(dir) / name;
     if (fs::exists(to) && fs::equivalent(from, to)) return;
-    fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+    io::copy_file_atomic(from.string(), to.string());
   };
   copy(parts_.json_path, "tokenizer.json");
   if (!parts_.config_path.empty()) {
     copy(parts_.config_path, "tokenizer_config.json");
   } else {
     auto name = [&](int32_t id) { return id < 0 ? nlohmann::json(nullptr) : nlohmann::json(piece(id)); };
-    std::ofstream(fs::path(dir) / "tokenizer_config.json")
-        << nlohmann::json{{"tokenizer_class", "PreTrainedTokenizerFast"},
-                          {"bos_token", name(parts_.bos)},
-                          {"eos_token", name(parts_.eos)},
-                          {"pad_token", name(parts_.pad)}}
-               .dump(2)
-        << "\n";
+    const nlohmann::json config = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                                   {"bos_token", name(parts_.bos)},
+                                   {"eos_token", name(parts_.eos)},
+                                   {"pad_token", name(parts_.pad)}};
+    io::write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(), config.dump(2) + "\n");
   }
   if (fs::exists(src / "special_tokens_map.json")) copy(src / "special_tokens_map.json", "special_tokens_map.json");
 }

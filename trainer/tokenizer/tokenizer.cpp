@@ -5,15 +5,24 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "config/errors.h"
+#include "trainer/io/file_write.h"
 #include "trainer/tokenizer/hf_tokenizer.h"
 
 namespace neftune::tok {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+
+namespace {
+
+// One of the JSON files save() writes into a model or checkpoint directory.
+void save_json(const std::string& dir, const std::string& name, const json& j) {
+  io::write_file_atomic((fs::path(dir) / name).string(), j.dump(2) + "\n");
+}
+
+}  // namespace
 
 std::vector<int32_t> ByteTokenizer::encode(const std::string& text, bool add_bos) const {
   std::vector<int32_t> ids;
@@ -41,13 +50,10 @@ std::string ByteTokenizer::piece(int32_t id) const {
 }
 
 void ByteTokenizer::save(const std::string& dir) const {
-  std::ofstream(fs::path(dir) / "neftune_tokenizer.json")
-      << json{{"kind", "byte"}, {"vocab_size", 259}, {"bos_id", kBos}, {"eos_id", kEos}, {"pad_id", kPad}}.dump(2)
-      << "\n";
-  std::ofstream(fs::path(dir) / "tokenizer_config.json")
-      << json{{"tokenizer_class", "ByteTokenizer (neftune; see neftune_tokenizer.json)"},
-              {"model_max_length", 1 << 20}}.dump(2)
-      << "\n";
+  save_json(dir, "neftune_tokenizer.json",
+            {{"kind", "byte"}, {"vocab_size", 259}, {"bos_id", kBos}, {"eos_id", kEos}, {"pad_id", kPad}});
+  save_json(dir, "tokenizer_config.json",
+            {{"tokenizer_class", "ByteTokenizer (neftune; see neftune_tokenizer.json)"}, {"model_max_length", 1 << 20}});
 }
 
 namespace {
@@ -158,20 +164,18 @@ class SentencePieceTokenizer final : public Tokenizer {
   int32_t pad_id() const override { return pad_ >= 0 ? pad_ : eos_; }
   void save(const std::string& dir) const override {
     const fs::path dst = fs::path(dir) / "tokenizer.model";
-    if (fs::absolute(path_) != fs::absolute(dst)) fs::copy_file(path_, dst, fs::copy_options::overwrite_existing);
-    std::ofstream(fs::path(dir) / "tokenizer_config.json")
-        << json{{"tokenizer_class", "LlamaTokenizer"},
-                {"bos_token", piece_text(bos_)},
-                {"eos_token", piece_text(eos_)},
-                {"unk_token", piece_text(unk_)},
-                {"add_bos_token", true},
-                {"add_eos_token", false},
-                {"legacy", true},
-                {"model_max_length", 1 << 20}}.dump(2)
-        << "\n";
-    std::ofstream(fs::path(dir) / "special_tokens_map.json")
-        << json{{"bos_token", piece_text(bos_)}, {"eos_token", piece_text(eos_)}, {"unk_token", piece_text(unk_)}}.dump(2)
-        << "\n";
+    if (fs::absolute(path_) != fs::absolute(dst)) io::copy_file_atomic(path_, dst.string());
+    save_json(dir, "tokenizer_config.json",
+              {{"tokenizer_class", "LlamaTokenizer"},
+               {"bos_token", piece_text(bos_)},
+               {"eos_token", piece_text(eos_)},
+               {"unk_token", piece_text(unk_)},
+               {"add_bos_token", true},
+               {"add_eos_token", false},
+               {"legacy", true},
+               {"model_max_length", 1 << 20}});
+    save_json(dir, "special_tokens_map.json",
+              {{"bos_token", piece_text(bos_)}, {"eos_token", piece_text(eos_)}, {"unk_token", piece_text(unk_)}});
   }
 
  private:

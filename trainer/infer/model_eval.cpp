@@ -1,4 +1,4 @@
-#include "trainer/run/model_eval.h"
+#include "trainer/infer/model_eval.h"
 
 #include "trainer/data/batch.h"
 #include "trainer/data/builtin_tasks.h"

@@ -1,4 +1,4 @@
-#include "trainer/run/generate.h"
+#include "trainer/infer/generate.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 

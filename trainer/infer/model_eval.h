@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "trainer/data/examples.h"
+#include "trainer/infer/generate.h"
 #include "trainer/model/llama.h"
-#include "trainer/run/generate.h"
 #include "trainer/tokenizer/tokenizer.h"
 
 namespace neftune::run {
