@@ -42,7 +42,8 @@ int64_t dir_bytes(const fs::path& p) {
 std::pair<double, double> dd_seconds(const fs::path& path, int64_t mb) {
   const std::string f = (path / "dd.bin").string();
   auto t0 = Clock::now();
-  if (std::system(("dd if=/dev/zero of=" + f + " bs=1M count=" + std::to_string(mb) + " conv=fsync status=none").c_str()) != 0)
+  if (std::system(
+          ("dd if=/dev/zero of=" + f + " bs=1M count=" + std::to_string(mb) + " conv=fsync status=none").c_str()) != 0)
     return {0, 0};
   const double write = seconds_since(t0);
   t0 = Clock::now();
@@ -54,7 +55,7 @@ std::pair<double, double> dd_seconds(const fs::path& path, int64_t mb) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failure ends a benchmark with its message
   CLI::App app{"checkpoint save/load throughput"};
   std::string dir = (fs::temp_directory_path() / "neftune-bench-ckpt").string();
   bench::ModelDims dims{768, 16, 12, 2048};

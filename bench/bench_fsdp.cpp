@@ -39,7 +39,7 @@ double rss_mb() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failure ends a benchmark with its message
   CLI::App app{"FSDP memory and communication figures"};
   std::string mode = "memory", dtype = "fp32";
   bench::ModelDims dims{768, 16, 12, 2048};
@@ -65,14 +65,13 @@ int main(int argc, char** argv) {
   auto make_config = [&](const std::string& name, const std::string& sharding, bool prefetch) {
     return config::parse_config(
         "", "bench",
-        bench::concat(dims.overrides(),
-                      {"output_dir=" + (dir / name).string(), "model.init.tie_embeddings=false",
-                       "data.builtin_train_size=256", "data.builtin_eval_size=0",
-                       "data.max_seq_len=" + std::to_string(seq), "data.too_long=truncate",
-                       "train.micro_batch_size=" + std::to_string(batch), "train.max_steps=1000", "train.lr=1e-5",
-                       "distributed.sharding=" + sharding,
-                       std::string("distributed.prefetch=") + (prefetch ? "true" : "false"),
-                       "distributed.param_dtype=" + dtype, "logging.level=warn", "logging.progress=off"}));
+        bench::concat(
+            dims.overrides(),
+            {"output_dir=" + (dir / name).string(), "model.init.tie_embeddings=false", "data.builtin_train_size=256",
+             "data.builtin_eval_size=0", "data.max_seq_len=" + std::to_string(seq), "data.too_long=truncate",
+             "train.micro_batch_size=" + std::to_string(batch), "train.max_steps=1000", "train.lr=1e-5",
+             "distributed.sharding=" + sharding, std::string("distributed.prefetch=") + (prefetch ? "true" : "false"),
+             "distributed.param_dtype=" + dtype, "logging.level=warn", "logging.progress=off"}));
   };
 
   nlohmann::json out = {{"mode", mode}, {"world_size", world.size}, {"param_dtype", dtype}};
@@ -96,8 +95,8 @@ int main(int argc, char** argv) {
     out["params"] = t.model().config().num_parameters();
     // The figure to compare across world sizes: peak bytes held by tensors during a training step
     // (model state + gathered units + gradients in flight + activations of batch 1 x seq 64).
-    out["peak_tensor_mb_per_rank_max"] =
-        world.host->all_reduce_scalar((static_cast<double>(counter.peak()) - tensors_before) / 1e6, dist::ReduceOp::max);
+    out["peak_tensor_mb_per_rank_max"] = world.host->all_reduce_scalar(
+        (static_cast<double>(counter.peak()) - tensors_before) / 1e6, dist::ReduceOp::max);
     out["model_state_mb_per_rank_accounted"] = world.host->all_reduce_scalar(state_bytes / 1e6, dist::ReduceOp::max);
     out["gathered_unit_buffers_mb"] = (prefetch ? 2 : 1) * largest_unit / 1e6;  // in use (+ prefetched)
     out["rss_growth_after_step_mb_per_rank_max"] = world.host->all_reduce_scalar(after - before, dist::ReduceOp::max);

@@ -37,7 +37,7 @@ Pass encode_all(const tok::Tokenizer& t, const std::vector<std::string>& texts) 
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failure ends a benchmark with its message
   CLI::App app{"tokenizer throughput: Llama 3 tokenizer.json vs Llama 2 sentencepiece on the Alpaca fixture"};
   std::string shared = std::getenv("NEFTUNE_SHARED") ? std::getenv("NEFTUNE_SHARED") : "../shared";
   int rounds = 5, passes = 10;
@@ -51,11 +51,12 @@ int main(int argc, char** argv) {
   const std::string alpaca = (fixtures / "instructions/alpaca_data_200.json").string();
   const std::string llama3 = (fixtures / "modern/tokenizers/llama3/tokenizer.json").string();
   const std::string llama2 = (fixtures / "llama2-tokenizer/tokenizer.model").string();
-  for (const auto& f : {alpaca, llama3, llama2})
+  for (const auto& f : {alpaca, llama3, llama2}) {
     if (!fs::exists(f)) {
       std::cerr << "bench_tokenize: " << f << " not found (--shared DIR)\n";
       return 2;
     }
+  }
   // Each record as the trainer sees it before templating: instruction, input and output.
   std::vector<std::string> texts;
   int64_t bytes = 0;

@@ -58,7 +58,7 @@ double matmul_peak_gflops(at::ScalarType dtype, int64_t n) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failure ends a benchmark with its message
   CLI::App app{"neftune train throughput vs a plain LibTorch loop"};
   std::string dtype = "fp32";
   int steps = 8, threads = 0;

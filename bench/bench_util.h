@@ -15,9 +15,7 @@ namespace neftune::bench {
 
 using Clock = std::chrono::steady_clock;
 
-inline double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -52,9 +50,11 @@ inline std::vector<std::string> concat(std::vector<std::string> overrides, const
 // tail, then cuts the response, so every sample is `seq` tokens and nearly all of them carry loss.
 inline void write_full_length_records(const std::string& path, int64_t seq, int n) {
   std::ofstream out(path);
-  for (int i = 0; i < n; ++i)
-    out << nlohmann::json{{"instruction", "Repeat."}, {"input", ""}, {"output", std::string(2 * seq, 'a' + i % 26)}}.dump()
+  for (int i = 0; i < n; ++i) {
+    out << nlohmann::json{{"instruction", "Repeat."}, {"input", ""}, {"output", std::string(2 * seq, 'a' + i % 26)}}
+               .dump()
         << "\n";
+  }
 }
 
 }  // namespace neftune::bench

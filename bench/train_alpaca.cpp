@@ -20,8 +20,8 @@
 #include "config/config.h"
 #include "trainer/data/batch.h"
 #include "trainer/data/packing.h"
-#include "trainer/model/attention.h"
 #include "trainer/data/sampler.h"
+#include "trainer/model/attention.h"
 #include "trainer/run/trainer.h"
 
 namespace fs = std::filesystem;
@@ -53,14 +53,15 @@ double packed_attention_seconds(const data::Batch& b, const model::LlamaConfig& 
 int run_alpaca_bench(const AlpacaBenchOptions& o, dist::World& world) {
   const fs::path data = fs::path(o.shared_dir) / "fixtures/instructions/alpaca_data_200.json";
   const fs::path tokenizer = fs::path(o.shared_dir) / "fixtures/llama2-tokenizer/tokenizer.model";
-  for (const fs::path& p : {data, tokenizer})
+  for (const fs::path& p : {data, tokenizer}) {
     if (!fs::exists(p)) {
       std::cerr << "bench_train --data alpaca: " << p.string() << " not found (set --shared)\n";
       return 2;
     }
+  }
   const fs::path dir = fs::temp_directory_path() / ("neftune-bench-alpaca-" + std::to_string(getpid()));
   const int64_t seed = 42;
-  auto make_config = [&](const std::string& name, std::vector<std::string> extra) {
+  auto make_config = [&](const std::string& name, const std::vector<std::string>& extra) {
     return config::parse_config(
         "", "bench",
         concat(concat(o.dims.overrides(),
@@ -174,8 +175,10 @@ int run_alpaca_bench(const AlpacaBenchOptions& o, dist::World& world) {
       {"padding_fraction_padded", 1.0 - r / static_cast<double>(padded_positions)},
       {"padding_fraction_packed", 1.0 - r / static_cast<double>(packed_positions)},
       {"target_share_of_real_tokens", static_cast<double>(targets) / r},
-      {"real_tokens_per_s", {{"neftune_padded", median(tps_padded)}, {"neftune_packed", median(tps_packed)},
-                             {"plain_padded", median(tps_plain)}}},
+      {"real_tokens_per_s",
+       {{"neftune_padded", median(tps_padded)},
+        {"neftune_packed", median(tps_packed)},
+        {"plain_padded", median(tps_plain)}}},
       {"ratio_vs_plain", {{"neftune_padded", median(r_padded)}, {"neftune_packed", median(r_packed)}}},
       {"ratio_packed_vs_padded", median(tps_packed) / median(tps_padded)},
       {"neftune_on_off_step_time_packed", median(r_noise)},

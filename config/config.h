@@ -32,14 +32,14 @@ void validate(const TrainConfig& cfg);
 // by such a value (a model, a batch, a generated dataset, a thread pool) is attempted. Bounds that
 // depend on the run (the global batch against the training examples, the model against the memory)
 // are checked where those are known.
-inline constexpr int64_t kMaxModelDim = 1 << 16;         // model.init.dim
-inline constexpr int64_t kMaxLayers = 4096;              // model.init.n_layers
-inline constexpr int64_t kMaxHiddenDim = 1 << 20;        // model.init.hidden_dim
-inline constexpr int64_t kMaxPositions = 1 << 30;        // model.init.max_seq_len
-inline constexpr int64_t kMaxBuiltinSamples = 1 << 22;   // data.builtin_train_size, data.builtin_eval_size
-inline constexpr int64_t kMaxBatch = 1 << 20;            // train.micro_batch_size, train.accumulation_steps
-inline constexpr double kMaxEpochs = 1e6;                // train.epochs
-inline constexpr int64_t kMaxThreads = 1 << 20;          // train.threads (more than the cores is capped, with a warning)
+inline constexpr int64_t kMaxModelDim = 1 << 16;        // model.init.dim
+inline constexpr int64_t kMaxLayers = 4096;             // model.init.n_layers
+inline constexpr int64_t kMaxHiddenDim = 1 << 20;       // model.init.hidden_dim
+inline constexpr int64_t kMaxPositions = 1 << 30;       // model.init.max_seq_len
+inline constexpr int64_t kMaxBuiltinSamples = 1 << 22;  // data.builtin_train_size, data.builtin_eval_size
+inline constexpr int64_t kMaxBatch = 1 << 20;           // train.micro_batch_size, train.accumulation_steps
+inline constexpr double kMaxEpochs = 1e6;               // train.epochs
+inline constexpr int64_t kMaxThreads = 1 << 20;         // train.threads (more than the cores is capped, with a warning)
 
 // The effective config as YAML, every key present, each with its one-line doc as a comment.
 std::string dump_config(const TrainConfig& cfg);

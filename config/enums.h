@@ -25,10 +25,10 @@ enum class RopeScalingType { none, linear, llama3 };
 template <class E>
 struct EnumNames;  // specialised below: static constexpr std::array<std::pair<E, std::string_view>, N> names
 
-#define NEFTUNE_ENUM_NAMES(E, ...)                                              \
-  template <>                                                                   \
-  struct EnumNames<E> {                                                         \
-    static constexpr auto names = std::array{__VA_ARGS__};                      \
+#define NEFTUNE_ENUM_NAMES(E, ...)                         \
+  template <>                                              \
+  struct EnumNames<E> {                                    \
+    static constexpr auto names = std::array{__VA_ARGS__}; \
   };
 
 NEFTUNE_ENUM_NAMES(DType, std::pair{DType::fp32, std::string_view{"fp32"}},
@@ -60,18 +60,15 @@ NEFTUNE_ENUM_NAMES(OnMalformed, std::pair{OnMalformed::error, std::string_view{"
 NEFTUNE_ENUM_NAMES(Schedule, std::pair{Schedule::cosine, std::string_view{"cosine"}},
                    std::pair{Schedule::linear, std::string_view{"linear"}},
                    std::pair{Schedule::constant, std::string_view{"constant"}})
-NEFTUNE_ENUM_NAMES(LossNormalization,
-                   std::pair{LossNormalization::token, std::string_view{"token"}},
+NEFTUNE_ENUM_NAMES(LossNormalization, std::pair{LossNormalization::token, std::string_view{"token"}},
                    std::pair{LossNormalization::microbatch_mean, std::string_view{"microbatch_mean"}})
 NEFTUNE_ENUM_NAMES(Backend, std::pair{Backend::auto_select, std::string_view{"auto"}},
-                   std::pair{Backend::mpi, std::string_view{"mpi"}},
-                   std::pair{Backend::nccl, std::string_view{"nccl"}})
+                   std::pair{Backend::mpi, std::string_view{"mpi"}}, std::pair{Backend::nccl, std::string_view{"nccl"}})
 NEFTUNE_ENUM_NAMES(Sharding, std::pair{Sharding::full, std::string_view{"full"}},
                    std::pair{Sharding::grad_op, std::string_view{"grad_op"}},
                    std::pair{Sharding::none, std::string_view{"none"}})
 NEFTUNE_ENUM_NAMES(Progress, std::pair{Progress::auto_detect, std::string_view{"auto"}},
-                   std::pair{Progress::on, std::string_view{"on"}},
-                   std::pair{Progress::off, std::string_view{"off"}})
+                   std::pair{Progress::on, std::string_view{"on"}}, std::pair{Progress::off, std::string_view{"off"}})
 NEFTUNE_ENUM_NAMES(RopeScalingType, std::pair{RopeScalingType::none, std::string_view{"none"}},
                    std::pair{RopeScalingType::linear, std::string_view{"linear"}},
                    std::pair{RopeScalingType::llama3, std::string_view{"llama3"}})

@@ -13,9 +13,9 @@
 namespace neftune::config {
 
 struct JobSpec {
-  std::string name;                                              // empty when absent
+  std::string name;                                                     // empty when absent
   std::vector<std::pair<std::string, std::vector<std::string>>> sweep;  // key -> values (YAML text)
-  std::string config_yaml;                                       // the file without name/sweep
+  std::string config_yaml;                                              // the file without name/sweep
   // Every combination as --set overrides ("neftune.alpha=5"); one empty combination without a sweep.
   std::vector<std::vector<std::string>> combinations() const;
   // How many combinations() makes, counted without making them; INT64_MAX when it would overflow.

@@ -27,8 +27,7 @@ class RowCollector {
 
  private:
   Resume combine(Resume own) const {
-    return own == Resume::may_change || section_resume_ == Resume::may_change ? Resume::may_change
-                                                                               : Resume::must_match;
+    return own == Resume::may_change || section_resume_ == Resume::may_change ? Resume::may_change : Resume::must_match;
   }
 
   std::string prefix_;
@@ -66,8 +65,8 @@ std::vector<std::string> differing_keys(const TrainConfig& a, const TrainConfig&
 }
 
 bool may_change_on_resume(const std::string& dotted_key) {
-  static const std::vector<detail::KeyRow> rows = detail::key_rows(TrainConfig{});
-  for (const auto& row : rows)
+  static const std::vector<detail::KeyRow> kRows = detail::key_rows(TrainConfig{});
+  for (const auto& row : kRows)
     if (row.key == dotted_key) return row.resume == Resume::may_change;
   return false;
 }

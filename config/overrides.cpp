@@ -11,7 +11,7 @@ std::string apply_override(YAML::Node& root, const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
     throw ConfigError("--set " + assignment + ": expected key=value, e.g. --set train.lr=1e-4");
-  const std::string key = assignment.substr(0, eq);
+  std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   YAML::Node value;
   try {

@@ -11,12 +11,13 @@ std::vector<std::vector<std::string>> JobSpec::combinations() const {
   std::vector<std::vector<std::string>> out{{}};
   for (const auto& [key, values] : sweep) {
     std::vector<std::vector<std::string>> next;
-    for (const auto& prefix : out)
+    for (const auto& prefix : out) {
       for (const auto& v : values) {
         auto c = prefix;
         c.push_back(key + "=" + v);
         next.push_back(std::move(c));
       }
+    }
     out = std::move(next);
   }
   return out;

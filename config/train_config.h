@@ -33,7 +33,8 @@ struct RopeScalingInit {
     v("factor", factor, "linear and llama3: the divisor of the scaled inverse frequencies");
     v("low_freq_factor", low_freq_factor, "llama3: wavelengths above original_context / this are divided by factor");
     v("high_freq_factor", high_freq_factor, "llama3: wavelengths below original_context / this are kept");
-    v("original_context", original_context, "llama3: the context length before the extension (HF original_max_position_embeddings)");
+    v("original_context", original_context,
+      "llama3: the context length before the extension (HF original_max_position_embeddings)");
   }
 };
 
@@ -57,7 +58,8 @@ struct ModelInit {
     v("n_heads", n_heads, "attention (query) heads; dim must divide by it");
     v("n_kv_heads", n_kv_heads, "key/value heads (GQA); n_heads must divide by it");
     v("hidden_dim", hidden_dim, "SwiGLU intermediate size");
-    v("max_seq_len", max_seq_len, "max_position_embeddings of the new model (RoPE tables follow the lengths used, not this)");
+    v("max_seq_len", max_seq_len,
+      "max_position_embeddings of the new model (RoPE tables follow the lengths used, not this)");
     v("rope_theta", rope_theta, "RoPE base (Llama 3: 500000)");
     v.section("rope_scaling", rope_scaling, "RoPE frequency scaling (HF rope_scaling)");
     v("norm_eps", norm_eps, "RMSNorm epsilon");
@@ -113,28 +115,34 @@ struct DataConfig {
     v("eval", eval, "held-out file for eval_loss; null = the built-in held-out split when train is null, else no eval",
       Resume::may_change);
     v("format", format,
-      "alpaca (instruction/input/output) | dolly (instruction/context/response) | sharegpt (conversations: from/value) | "
+      "alpaca (instruction/input/output) | dolly (instruction/context/response) | sharegpt (conversations: from/value) "
+      "| "
       "messages (role/content) | auto (per record)");
     v("chat_template", chat_template,
       "how conversations are rendered: auto (the tokenizer_config.json chat_template of tokenizer.path / model.path; "
       "instruction records keep the Alpaca prompt) | llama3 | chatml | qwen3 | llama2 | mistral | alpaca");
     v("train_on", train_on,
-      "conversation tokens with a loss: assistant (every assistant turn + its end-of-turn token) | last_assistant | all");
+      "conversation tokens with a loss: assistant (every assistant turn + its end-of-turn token) | last_assistant | "
+      "all");
     v("max_seq_len", max_seq_len, "tokens per sample after templating (BOS..EOS); at most the model's limit");
     v("too_long", too_long,
-      "a sample over max_seq_len: truncate (prompt first; conversations drop early turns first, see README) | skip | error");
+      "a sample over max_seq_len: truncate (prompt first; conversations drop early turns first, see README) | skip | "
+      "error");
     v("on_malformed", on_malformed,
-      "a record missing fields or of the wrong type, or a conversation that breaks the turn rules: error | skip (counted)");
+      "a record missing fields or of the wrong type, or a conversation that breaks the turn rules: error | skip "
+      "(counted)");
     v("builtin_train_size", builtin_train_size, "samples the built-in generator makes for training");
     v("builtin_eval_size", builtin_eval_size, "samples in the built-in held-out split (disjoint from train)");
     v("eval_max_samples", eval_max_samples, "evaluate on at most this many held-out samples; 0 = all",
       Resume::may_change);
     v("packing", packing,
       "lay each micro-batch's samples end to end in rows (positions restart and attention stays within each "
-      "sample; the same samples, loss and noise as padded batches, without the padding)", Resume::may_change);
+      "sample; the same samples, loss and noise as padded batches, without the padding)",
+      Resume::may_change);
     v("pack_length", pack_length,
       "tokens per packed row, at least max_seq_len (a sample is never split); 0 = micro_batch_size * max_seq_len "
-      "(each micro-batch in one row)", Resume::may_change);
+      "(each micro-batch in one row)",
+      Resume::may_change);
   }
 };
 
@@ -189,13 +197,16 @@ struct TrainSection {
     v("adam_eps", adam_eps, "AdamW epsilon");
     v("max_grad_norm", max_grad_norm, "clip the global gradient norm to this; null or 0 = no clipping");
     v("loss_normalization", loss_normalization,
-      "token: sum over real tokens / their count in the whole step | microbatch_mean: paper's mean per micro-batch / accumulation");
+      "token: sum over real tokens / their count in the whole step | microbatch_mean: paper's mean per micro-batch / "
+      "accumulation");
     v("eval_every_steps", eval_every_steps, "eval_loss every this many steps (and at the end); 0 = only at the end",
       Resume::may_change);
-    v("threads", threads, "intra-op threads per rank; 0 = cores on this node / ranks on this node; capped at the rank's cores",
+    v("threads", threads,
+      "intra-op threads per rank; 0 = cores on this node / ranks on this node; capped at the rank's cores",
       Resume::may_change);
     v("activation_checkpointing", activation_checkpointing,
-      "keep only each decoder layer's input in forward and recompute the layer in backward (less memory, ~1/3 more compute)",
+      "keep only each decoder layer's input in forward and recompute the layer in backward (less memory, ~1/3 more "
+      "compute)",
       Resume::may_change);
     v("loss_chunk_tokens", loss_chunk_tokens,
       "target positions per LM-head + loss chunk: at most this many fp32 logits rows (and their gradient) are alive at "
@@ -217,14 +228,16 @@ struct DistributedConfig {
   template <class V>
   void visit(V& v) {
     v("backend", backend, "auto (nccl for CUDA, mpi otherwise) | mpi | nccl");
-    v("sharding", sharding, "full (ZeRO-3: free params after forward) | grad_op (ZeRO-2: keep until backward) | none (replicated)");
+    v("sharding", sharding,
+      "full (ZeRO-3: free params after forward) | grad_op (ZeRO-2: keep until backward) | none (replicated)");
     v("param_dtype", param_dtype, "dtype of parameter all-gathers (bf16 halves the bytes)");
     v("reduce_dtype", reduce_dtype, "dtype of gradient reduce-scatters");
     v("prefetch", prefetch, "start the next unit's all-gather while the current one computes");
     v("reduce_every_microbatch", reduce_every_microbatch,
       "true: reduce-scatter grads after every micro-batch (least memory) | false: once per step (least traffic)");
     v("timeout_s", timeout_s,
-      "nccl: a collective unfinished after this many seconds (a dead or stuck rank) aborts every rank; 0 = wait forever");
+      "nccl: a collective unfinished after this many seconds (a dead or stuck rank) aborts every rank; 0 = wait "
+      "forever");
   }
 };
 

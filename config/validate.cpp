@@ -49,7 +49,8 @@ void validate(const TrainConfig& c) {
   if (m.dim % m.n_heads != 0)
     bad("model.init.dim", "must be divisible by model.init.n_heads (" + str(m.dim) + " % " + str(m.n_heads) + " != 0)");
   if (m.n_heads % m.n_kv_heads != 0)
-    bad("model.init.n_kv_heads", "must divide model.init.n_heads (" + str(m.n_heads) + " % " + str(m.n_kv_heads) + " != 0)");
+    bad("model.init.n_kv_heads",
+        "must divide model.init.n_heads (" + str(m.n_heads) + " % " + str(m.n_kv_heads) + " != 0)");
   if ((m.dim / m.n_heads) % 2 != 0) bad("model.init.dim", "head dim (dim / n_heads) must be even for RoPE");
   if (!(m.rope_theta > 0)) bad("model.init.rope_theta", "must be > 0");
   const RopeScalingInit& rs = m.rope_scaling;
@@ -58,9 +59,10 @@ void validate(const TrainConfig& c) {
   if (rs.type == RopeScalingType::llama3) {
     if (!(rs.low_freq_factor > 0 && std::isfinite(rs.low_freq_factor)))
       bad("model.init.rope_scaling.low_freq_factor", "must be > 0 (got " + str(rs.low_freq_factor) + ")");
-    if (!(rs.high_freq_factor > rs.low_freq_factor && std::isfinite(rs.high_freq_factor)))
-      bad("model.init.rope_scaling.high_freq_factor", "must be > low_freq_factor (got " + str(rs.high_freq_factor) +
-                                                        " and " + str(rs.low_freq_factor) + ")");
+    if (!(rs.high_freq_factor > rs.low_freq_factor && std::isfinite(rs.high_freq_factor))) {
+      bad("model.init.rope_scaling.high_freq_factor",
+          "must be > low_freq_factor (got " + str(rs.high_freq_factor) + " and " + str(rs.low_freq_factor) + ")");
+    }
     at_least("model.init.rope_scaling.original_context", rs.original_context, 1);
   }
   if (!(m.norm_eps > 0)) bad("model.init.norm_eps", "must be > 0");
@@ -97,7 +99,8 @@ void validate(const TrainConfig& c) {
   in_range("train.adam_beta1", t.adam_beta1, 0, 1, true);
   in_range("train.adam_beta2", t.adam_beta2, 0, 1, true);
   if (!(t.adam_eps > 0)) bad("train.adam_eps", "must be > 0");
-  if (t.max_grad_norm && !(*t.max_grad_norm >= 0)) bad("train.max_grad_norm", "must be >= 0, or null/0 for no clipping");
+  if (t.max_grad_norm && !(*t.max_grad_norm >= 0))
+    bad("train.max_grad_norm", "must be >= 0, or null/0 for no clipping");
   at_least("train.eval_every_steps", t.eval_every_steps, 0);
   at_least("train.loss_chunk_tokens", t.loss_chunk_tokens, 0);
   between("train.threads", t.threads, 0, kMaxThreads);
@@ -111,7 +114,8 @@ void validate(const TrainConfig& c) {
   static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
   bool level_ok = false;
   for (const char* l : levels) level_ok = level_ok || c.logging.level == l;
-  if (!level_ok) bad("logging.level", "must be one of trace | debug | info | warn | error (got '" + c.logging.level + "')");
+  if (!level_ok)
+    bad("logging.level", "must be one of trace | debug | info | warn | error (got '" + c.logging.level + "')");
   at_least("logging.log_every_steps", c.logging.log_every_steps, 1);
 }
 

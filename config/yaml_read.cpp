@@ -28,8 +28,8 @@ std::string enum_choices() {
 
 // Where a node came from, for error messages.
 struct Origin {
-  std::string source;                 // file name or "text"
-  std::set<std::string> overridden;   // dotted keys set by --set
+  std::string source;                // file name or "text"
+  std::set<std::string> overridden;  // dotted keys set by --set
   std::string where(const std::string& key, const YAML::Node& n) const {
     if (overridden.count(key)) return "--set " + key;
     if (n.Mark().is_null()) return source;
@@ -66,9 +66,10 @@ class Reader {
     std::set<std::string> seen;
     for (const auto& kv : node_) {
       const std::string key = kv.first.Scalar();
-      if (!seen.insert(key).second)
+      if (!seen.insert(key).second) {
         throw ConfigError(origin_.where(prefix_ + key, kv.first) + ": duplicate key '" + prefix_ + key +
                           "' (merge the two into one)");
+      }
       if (known_.count(key)) continue;
       const std::string full = prefix_ + key;
       std::string msg = origin_.where(full, kv.first) + ": unknown key '" + full + "'";
@@ -159,7 +160,8 @@ YAML::Node load_yaml(const std::string& yaml_text, const std::string& source) {
                       ": invalid YAML: " + e.msg);
   }
   if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
-  if (!root.IsMap()) throw ConfigError(source + ": the config must be a mapping of sections (output_dir:, model:, train:, ...)");
+  if (!root.IsMap())
+    throw ConfigError(source + ": the config must be a mapping of sections (output_dir:, model:, train:, ...)");
   return root;
 }
 

@@ -16,11 +16,10 @@ std::string mpi_error_string(int code);
 
 }  // namespace neftune::dist
 
-#define NEFTUNE_MPI_CHECK(call)                                                              \
-  do {                                                                                       \
-    const int neftune_mpi_rc_ = (call);                                                      \
-    if (neftune_mpi_rc_ != 0 /* MPI_SUCCESS */)                                              \
-      ::neftune::dist::fatal(__FILE__, __LINE__,                                             \
-                             std::string(#call) + " failed: " +                              \
-                                 ::neftune::dist::mpi_error_string(neftune_mpi_rc_));        \
+#define NEFTUNE_MPI_CHECK(call)                                                                                      \
+  do {                                                                                                               \
+    const int neftune_mpi_rc_ = (call);                                                                              \
+    if (neftune_mpi_rc_ != 0 /* MPI_SUCCESS */)                                                                      \
+      ::neftune::dist::fatal(__FILE__, __LINE__,                                                                     \
+                             std::string(#call) + " failed: " + ::neftune::dist::mpi_error_string(neftune_mpi_rc_)); \
   } while (0)

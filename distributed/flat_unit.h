@@ -95,7 +95,10 @@ class FlatUnit {
 
   void start_gather();
   void finish_gather();
-  void gather() { start_gather(); finish_gather(); }
+  void gather() {
+    start_gather();
+    finish_gather();
+  }
   bool gathered() const { return gathered_; }
   // Parameter tensors (layout order) viewing the gathered buffer.
   std::vector<at::Tensor> views(bool requires_grad);
@@ -123,15 +126,15 @@ class FlatUnit {
   UnitLayout layout_;
   Communicator& comm_;
   ShardingOptions options_;
-  at::Tensor shard_;        // fp32 master
-  at::Tensor grad_;         // fp32; undefined after zero_grads() until the first gradient arrives
-  at::Tensor full_;         // (padded_numel) compute dtype; leaf with requires_grad
+  at::Tensor shard_;          // fp32 master
+  at::Tensor grad_;           // fp32; undefined after zero_grads() until the first gradient arrives
+  at::Tensor full_;           // (padded_numel) compute dtype; leaf with requires_grad
   at::Tensor unsharded_acc_;  // (padded_numel) fp32 gradient kept over micro-batches when not reducing
   at::Tensor wire_in_, wire_out_;
   WorkPtr gather_work_, reduce_work_;
   at::Tensor reduce_recv_;
   bool gathered_ = false;
-  bool stale_ = true;       // replicated compute copy needs refreshing
+  bool stale_ = true;  // replicated compute copy needs refreshing
   int64_t comm_bytes_ = 0;
 };
 

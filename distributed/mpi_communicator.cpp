@@ -38,20 +38,28 @@ struct Bf16Types {
   }
 };
 const Bf16Types& bf16_types() {
-  static const Bf16Types types;
-  return types;
+  static const Bf16Types kTypes;
+  return kTypes;
 }
 
 MPI_Datatype mpi_type(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kLong: return MPI_INT64_T;
-    case at::kInt: return MPI_INT32_T;
-    case at::kByte: return MPI_UINT8_T;
-    case at::kChar: return MPI_INT8_T;
-    case at::kBFloat16: return bf16_types().type;
-    default: TORCH_CHECK(false, "mpi backend: unsupported dtype ", t.scalar_type());
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kInt:
+      return MPI_INT32_T;
+    case at::kByte:
+      return MPI_UINT8_T;
+    case at::kChar:
+      return MPI_INT8_T;
+    case at::kBFloat16:
+      return bf16_types().type;
+    default:
+      TORCH_CHECK(false, "mpi backend: unsupported dtype ", t.scalar_type());
   }
 }
 
@@ -122,8 +130,8 @@ class MpiCommunicator final : public Communicator {
     TORCH_CHECK(out.numel() == in.numel() * size_ && out.scalar_type() == in.scalar_type(),
                 "all_gather: out must be size * in.numel() elements of the same dtype");
     MPI_Request req;
-    NEFTUNE_MPI_CHECK(MPI_Iallgather(in.data_ptr(), count(in.numel()), mpi_type(in), out.data_ptr(),
-                                     count(in.numel()), mpi_type(out), comm_, &req));
+    NEFTUNE_MPI_CHECK(MPI_Iallgather(in.data_ptr(), count(in.numel()), mpi_type(in), out.data_ptr(), count(in.numel()),
+                                     mpi_type(out), comm_, &req));
     return std::make_unique<MpiWork>(req, out, in);
   }
 
@@ -162,8 +170,6 @@ class MpiCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm) {
-  return std::make_unique<MpiCommunicator>(comm);
-}
+std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm) { return std::make_unique<MpiCommunicator>(comm); }
 
 }  // namespace neftune::dist

@@ -17,23 +17,23 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-#define NEFTUNE_CUDA_CHECK(call)                                                                   \
-  do {                                                                                             \
-    const cudaError_t neftune_cuda_rc_ = (call);                                                   \
-    if (neftune_cuda_rc_ != cudaSuccess)                                                           \
-      ::neftune::dist::fatal(__FILE__, __LINE__,                                                   \
+#define NEFTUNE_CUDA_CHECK(call)                                                                       \
+  do {                                                                                                 \
+    const cudaError_t neftune_cuda_rc_ = (call);                                                       \
+    if (neftune_cuda_rc_ != cudaSuccess)                                                               \
+      ::neftune::dist::fatal(__FILE__, __LINE__,                                                       \
                              std::string(#call) + " failed: " + cudaGetErrorString(neftune_cuda_rc_)); \
   } while (0)
 
-#define NEFTUNE_NCCL_CHECK(call, comm)                                                             \
-  do {                                                                                             \
-    const ncclResult_t neftune_nccl_rc_ = (call);                                                  \
-    if (neftune_nccl_rc_ != ncclSuccess) {                                                         \
-      const char* last = (comm) ? ncclGetLastError(comm) : "";                                     \
-      ::neftune::dist::fatal(__FILE__, __LINE__,                                                   \
+#define NEFTUNE_NCCL_CHECK(call, comm)                                                                 \
+  do {                                                                                                 \
+    const ncclResult_t neftune_nccl_rc_ = (call);                                                      \
+    if (neftune_nccl_rc_ != ncclSuccess) {                                                             \
+      const char* last = (comm) ? ncclGetLastError(comm) : "";                                         \
+      ::neftune::dist::fatal(__FILE__, __LINE__,                                                       \
                              std::string(#call) + " failed: " + ncclGetErrorString(neftune_nccl_rc_) + \
-                                 (last && *last ? std::string(" (") + last + ")" : std::string())); \
-    }                                                                                              \
+                                 (last && *last ? std::string(" (") + last + ")" : std::string()));    \
+    }                                                                                                  \
   } while (0)
 
 namespace neftune::dist {
@@ -41,21 +41,28 @@ namespace {
 
 ncclDataType_t nccl_type(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kFloat: return ncclFloat32;
-    case at::kDouble: return ncclFloat64;
-    case at::kHalf: return ncclFloat16;
-    case at::kBFloat16: return ncclBfloat16;
-    case at::kLong: return ncclInt64;
-    case at::kInt: return ncclInt32;
-    case at::kByte: return ncclUint8;
-    case at::kChar: return ncclInt8;
-    default: TORCH_CHECK(false, "nccl backend: unsupported dtype ", t.scalar_type());
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kHalf:
+      return ncclFloat16;
+    case at::kBFloat16:
+      return ncclBfloat16;
+    case at::kLong:
+      return ncclInt64;
+    case at::kInt:
+      return ncclInt32;
+    case at::kByte:
+      return ncclUint8;
+    case at::kChar:
+      return ncclInt8;
+    default:
+      TORCH_CHECK(false, "nccl backend: unsupported dtype ", t.scalar_type());
   }
 }
 
-ncclRedOp_t nccl_op(ReduceOp op) {
-  return op == ReduceOp::sum ? ncclSum : op == ReduceOp::max ? ncclMax : ncclMin;
-}
+ncclRedOp_t nccl_op(ReduceOp op) { return op == ReduceOp::sum ? ncclSum : op == ReduceOp::max ? ncclMax : ncclMin; }
 
 void check_cuda_contiguous(const at::Tensor& t, const char* what) {
   TORCH_CHECK(t.is_cuda(), "nccl backend: ", what, " must be a CUDA tensor (use backend mpi for CPU)");
@@ -162,9 +169,9 @@ class NcclCommunicator final : public Communicator {
     TORCH_CHECK(out.numel() == in.numel() * size_ && out.scalar_type() == in.scalar_type(),
                 "all_gather: out must be size * in.numel() elements of the same dtype");
     begin();
-    NEFTUNE_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), static_cast<size_t>(in.numel()), nccl_type(in),
-                                     comm_, stream_),
-                       comm_);
+    NEFTUNE_NCCL_CHECK(
+        ncclAllGather(in.data_ptr(), out.data_ptr(), static_cast<size_t>(in.numel()), nccl_type(in), comm_, stream_),
+        comm_);
     return end("all_gather", out, in);
   }
 
@@ -174,8 +181,8 @@ class NcclCommunicator final : public Communicator {
     TORCH_CHECK(in.numel() == out.numel() * size_ && out.scalar_type() == in.scalar_type(),
                 "reduce_scatter: in must be size * out.numel() elements of the same dtype");
     begin();
-    NEFTUNE_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), static_cast<size_t>(out.numel()),
-                                         nccl_type(in), ncclSum, comm_, stream_),
+    NEFTUNE_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), static_cast<size_t>(out.numel()), nccl_type(in),
+                                         ncclSum, comm_, stream_),
                        comm_);
     return end("reduce_scatter", out, in);
   }
@@ -192,9 +199,9 @@ class NcclCommunicator final : public Communicator {
   WorkPtr broadcast(const at::Tensor& t, int root) override {
     check_cuda_contiguous(t, "broadcast tensor");
     begin();
-    NEFTUNE_NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root,
-                                     comm_, stream_),
-                       comm_);
+    NEFTUNE_NCCL_CHECK(
+        ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root, comm_, stream_),
+        comm_);
     return end("broadcast", t, at::Tensor());
   }
 
@@ -272,11 +279,12 @@ class NcclCommunicator final : public Communicator {
       } else if (options_.timeout_s > 0 && !in_flight_.empty()) {
         const Flight& f = *in_flight_.front();
         const double waited = std::chrono::duration<double>(Clock::now() - f.issued).count();
-        if (waited > options_.timeout_s)
+        if (waited > options_.timeout_s) {
           failure = std::string(f.op) + " of " + std::to_string(f.bytes) + " bytes has not completed after " +
                     std::to_string(static_cast<int64_t>(waited)) + " s (distributed.timeout_s " +
                     std::to_string(static_cast<int64_t>(options_.timeout_s)) +
                     "): a rank died or is stuck; aborting every rank";
+        }
       }
       if (!failure.empty()) {
         ncclCommAbort(comm_);

@@ -5,9 +5,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 
 #include "config/errors.h"
 #include "distributed/check.h"
@@ -55,9 +55,10 @@ World& init_world(int* argc, char*** argv) {
   if (launched_by_mpi_launcher()) {
     int provided = 0;
     NEFTUNE_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
-    if (provided < MPI_THREAD_FUNNELED)
-      fatal(__FILE__, __LINE__, "MPI provides thread level " + std::to_string(provided) +
-                                    " < MPI_THREAD_FUNNELED; neftune needs FUNNELED");
+    if (provided < MPI_THREAD_FUNNELED) {
+      fatal(__FILE__, __LINE__,
+            "MPI provides thread level " + std::to_string(provided) + " < MPI_THREAD_FUNNELED; neftune needs FUNNELED");
+    }
     w.mpi = true;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     NEFTUNE_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &w.rank));
@@ -109,15 +110,19 @@ int capped_threads(int requested, const std::string& option, int ranks_on_node, 
   int threads = requested;
   if (requested > cores) {
     threads = cores;
-    if (warn)
-      spdlog::warn("[launch] {} {}: this process may run on {} core(s); using {} thread(s) (more would only take turns)",
-                   option, requested, cores, threads);
+    if (warn) {
+      spdlog::warn(
+          "[launch] {} {}: this process may run on {} core(s); using {} thread(s) (more would only take turns)", option,
+          requested, cores, threads);
+    }
   }
   const int64_t total = static_cast<int64_t>(threads) * std::max(1, ranks_on_node);
-  if (warn && ranks_on_node > 1 && cores == online && total > online)
-    spdlog::warn("[launch] {} {}: {} ranks x {} thread(s) = {} threads on {} core(s) of this node oversubscribe it "
-                 "(0 = divide the cores among the ranks)",
-                 option, requested, ranks_on_node, threads, total, online);
+  if (warn && ranks_on_node > 1 && cores == online && total > online) {
+    spdlog::warn(
+        "[launch] {} {}: {} ranks x {} thread(s) = {} threads on {} core(s) of this node oversubscribe it "
+        "(0 = divide the cores among the ranks)",
+        option, requested, ranks_on_node, threads, total, online);
+  }
   return threads;
 }
 
@@ -157,7 +162,8 @@ void agree(Communicator& comm, const std::function<void()>& fn) {
   if (first_failed >= comm.size()) return;
   const int root = static_cast<int>(first_failed);
   const std::string shared = comm.broadcast_string(std::to_string(kind) + message, root);
-  const std::string text = shared.substr(1) + (root == comm.rank() ? "" : " (reported by rank " + std::to_string(root) + ")");
+  const std::string text =
+      shared.substr(1) + (root == comm.rank() ? "" : " (reported by rank " + std::to_string(root) + ")");
   if (shared[0] == '3') throw StopRequested(text);
   throw AgreedFailure(text, shared[0] == '1');
 }

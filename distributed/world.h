@@ -13,9 +13,9 @@ namespace neftune::dist {
 struct World {
   int rank = 0;
   int size = 1;
-  int local_rank = 0;   // rank among the processes on this node (shared-memory split)
-  int local_size = 1;   // processes on this node
-  bool mpi = false;     // MPI was initialised (launched by mpirun/srun)
+  int local_rank = 0;                  // rank among the processes on this node (shared-memory split)
+  int local_size = 1;                  // processes on this node
+  bool mpi = false;                    // MPI was initialised (launched by mpirun/srun)
   std::unique_ptr<Communicator> host;  // CPU collectives: control values, metrics, checks
 };
 

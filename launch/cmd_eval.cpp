@@ -28,7 +28,8 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
   auto o = std::make_shared<Opts>();
   o->gen.max_new_tokens = 64;
   CLI::App* cmd = app.add_subcommand(
-      "eval", "Held-out loss of an HF-format model; on the built-in tasks also exact-match accuracy and response length");
+      "eval",
+      "Held-out loss of an HF-format model; on the built-in tasks also exact-match accuracy and response length");
   cmd->add_option("--model", o->model, "HF-format model directory (e.g. output_dir/final)")->required();
   cmd->add_option("--data", o->data,
                   "Alpaca/Dolly/ShareGPT/messages JSON or JSONL; default: the built-in held-out split");
@@ -39,7 +40,8 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
                   "for conversations (or instruction records as one-turn chats): auto (the model directory's) | " +
                       data::chat_family_names())
       ->capture_default_str();
-  cmd->add_option("--max-samples", o->max_samples, "evaluate at most this many records (0 = all)")->capture_default_str();
+  cmd->add_option("--max-samples", o->max_samples, "evaluate at most this many records (0 = all)")
+      ->capture_default_str();
   cmd->add_option("--max-seq-len", o->max_seq_len, "truncate longer samples (prompt first)")->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "samples per forward")->capture_default_str();
   cmd->add_flag("--generate", o->generate, "also generate answers (always on for the built-in split)");
@@ -58,9 +60,11 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
     // Every option is checked before the model is loaded.
     if (o->batch_size < 1 || o->max_seq_len < 8 || o->max_samples < 0)
       throw UserError("eval: --batch-size >= 1, --max-seq-len >= 8 and --max-samples >= 0 are required");
-    if (o->data.empty() && o->max_samples > config::kMaxBuiltinSamples)
+    if (o->data.empty() && o->max_samples > config::kMaxBuiltinSamples) {
       throw UserError("eval: --max-samples: the built-in held-out split makes at most " +
-                      std::to_string(config::kMaxBuiltinSamples) + " samples (got " + std::to_string(o->max_samples) + ")");
+                      std::to_string(config::kMaxBuiltinSamples) + " samples (got " + std::to_string(o->max_samples) +
+                      ")");
+    }
     run::check_generate_options(o->gen);
     if (o->chat_template != "auto" && !data::chat_family_from_string(o->chat_template))
       throw UserError("eval: --chat-template " + o->chat_template + ": choose auto | " + data::chat_family_names());
@@ -87,9 +91,10 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
     // As in training: auto gives instruction records the Alpaca prompt, conversations the model's template.
     if (conversations || o->chat_template != "auto")
       opts.chat_template = data::resolve_chat_template(o->chat_template, o->model, "--chat-template");
-    if (conversations && o->generate)
+    if (conversations && o->generate) {
       throw UserError("eval: --generate answers instruction records; " + o->data +
                       " holds conversations, which are scored by loss only (drop --generate)");
+    }
     const auto examples = data::make_examples(records, *tok, opts, builtin ? "built-in held-out data" : o->data);
     run::EvalReport report;
     run::eval_loss(m, examples, tok->pad_id(), o->batch_size, report);
@@ -103,17 +108,20 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
                           {"mean_response_tokens", report.mean_response_tokens},
                           {"mean_response_chars", report.mean_response_chars}};
       if (report.exact_match) j["exact_match"] = *report.exact_match;
-      for (const auto& [task, ct] : report.per_task) j["per_task"][task] = {{"correct", ct.first}, {"total", ct.second}};
+      for (const auto& [task, ct] : report.per_task)
+        j["per_task"][task] = {{"correct", ct.first}, {"total", ct.second}};
       std::cout << j.dump() << std::endl;
     } else {
       std::printf("eval_loss %.4f over %lld examples (%lld response tokens)\n", report.loss,
                   static_cast<long long>(report.examples), static_cast<long long>(report.target_tokens));
-      if (report.generated > 0)
+      if (report.generated > 0) {
         std::printf("generated %lld answers: mean length %.1f tokens / %.1f chars\n",
                     static_cast<long long>(report.generated), report.mean_response_tokens, report.mean_response_chars);
+      }
       if (report.exact_match) std::printf("exact match %.1f%%\n", 100.0 * *report.exact_match);
       for (const auto& [task, ct] : report.per_task)
-        std::printf("  %-10s %lld/%lld\n", task.c_str(), static_cast<long long>(ct.first), static_cast<long long>(ct.second));
+        std::printf("  %-10s %lld/%lld\n", task.c_str(), static_cast<long long>(ct.first),
+                    static_cast<long long>(ct.second));
     }
     return kExitOk;
   };

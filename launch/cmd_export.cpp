@@ -29,15 +29,17 @@ int64_t parse_size(const std::string& text) {
   }
   std::string unit = text.substr(pos);
   for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  static const std::map<std::string, double> scales = {
-      {"", 1},           {"B", 1},           {"KB", 1e3},          {"MB", 1e6},          {"GB", 1e9},
-      {"TB", 1e12},      {"KIB", 1024.0},    {"MIB", 1048576.0},   {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
-  const auto scale = scales.find(unit);
+  static const std::map<std::string, double> kScales = {
+      {"", 1},      {"B", 1},        {"KB", 1e3},        {"MB", 1e6},           {"GB", 1e9},
+      {"TB", 1e12}, {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
+  const auto scale = kScales.find(unit);
   // !(x > 0) also catches NaN; the product is compared as a double, before any conversion to an integer.
-  if (scale == scales.end() || !(value > 0) || !std::isfinite(value)) throw UserError(usage + "is not a size" + example);
+  if (scale == kScales.end() || !(value > 0) || !std::isfinite(value))
+    throw UserError(usage + "is not a size" + example);
   const double bytes = value * scale->second;
   if (bytes < 1 || bytes > kMaxShardBytes)
-    throw UserError(usage + "is " + (bytes < 1 ? "under 1 byte" : "over 1TB") + ": shards must be 1 byte to 1TB" + example);
+    throw UserError(usage + "is " + (bytes < 1 ? "under 1 byte" : "over 1TB") + ": shards must be 1 byte to 1TB" +
+                    example);
   return static_cast<int64_t>(bytes);
 }
 

@@ -29,33 +29,38 @@ Action add_generate_command(CLI::App& app, dist::World& world) {
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate a response with an HF-format model (KV cache)");
   cmd->add_option("--model", o->model, "HF-format model directory (e.g. output_dir/final)")->required();
-  cmd->add_option("--prompt", o->prompt, "the instruction (with --raw the raw prompt, with --chat the user turn)")->required();
+  cmd->add_option("--prompt", o->prompt, "the instruction (with --raw the raw prompt, with --chat the user turn)")
+      ->required();
   cmd->add_option("--input", o->input, "optional input/context for the instruction");
   cmd->add_option("--max-new-tokens", o->gen.max_new_tokens,
                   "tokens to generate at most (1.." + std::to_string(run::kMaxNewTokens) + ")")
       ->capture_default_str();
   cmd->add_option("--temperature", o->gen.temperature, ">= 0; 0 = greedy")->capture_default_str();
-  cmd->add_option("--top-p", o->gen.top_p, "nucleus sampling mass in (0, 1] (with temperature > 0)")->capture_default_str();
-  cmd->add_option("--repetition-penalty", o->gen.repetition_penalty, "CTRL-style penalty > 0; 1 = off, the paper uses 1.2")
+  cmd->add_option("--top-p", o->gen.top_p, "nucleus sampling mass in (0, 1] (with temperature > 0)")
+      ->capture_default_str();
+  cmd->add_option("--repetition-penalty", o->gen.repetition_penalty,
+                  "CTRL-style penalty > 0; 1 = off, the paper uses 1.2")
       ->capture_default_str();
   cmd->add_option("--seed", o->gen.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   cmd->add_option("--threads", o->threads, "intra-op threads; 0 = all cores; more than the cores is capped")
       ->capture_default_str();
   cmd->add_option("--device", o->device, kDeviceHelp)->capture_default_str();
-  CLI::Option* raw = cmd->add_flag("--raw", o->raw, "use the prompt as is (BOS + prompt), without the instruction template");
+  CLI::Option* raw =
+      cmd->add_flag("--raw", o->raw, "use the prompt as is (BOS + prompt), without the instruction template");
   CLI::Option* chat = cmd->add_flag(
       "--chat", o->chat,
       "the prompt (+ \"\\n\\n\" + --input) is one user turn of a conversation rendered with the chat template and its "
       "assistant header; generation also stops at the template's end-of-turn token");
   chat->excludes(raw);
   cmd->add_option("--system", o->system, "with --chat: a system turn before the user turn");
-  cmd->add_option("--template", o->chat_template,
-                  "with --chat: auto (the model directory's tokenizer_config.json chat_template) | " +
-                      data::chat_family_names())
+  cmd->add_option(
+         "--template", o->chat_template,
+         "with --chat: auto (the model directory's tokenizer_config.json chat_template) | " + data::chat_family_names())
       ->capture_default_str();
-  cmd->add_flag("--json", o->json,
-                R"(print {"prompt_ids": [...], "output_ids": [...], "text": "..."}; bytes that are not UTF-8 become U+FFFD in "text")");
+  cmd->add_flag(
+      "--json", o->json,
+      R"(print {"prompt_ids": [...], "output_ids": [...], "text": "..."}; bytes that are not UTF-8 become U+FFFD in "text")");
   return [o, &world]() {
     if (world.rank != 0) return kExitOk;  // generation is a single-process job
     // Every option is checked before the model is loaded.

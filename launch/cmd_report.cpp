@@ -17,7 +17,8 @@ Action add_report_command(CLI::App& app, dist::World& world) {
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
-      "report", "Compare training runs: a table (final losses, exact match, response length, tokens/s) and loss curves (SVG)");
+      "report",
+      "Compare training runs: a table (final losses, exact match, response length, tokens/s) and loss curves (SVG)");
   cmd->add_option("runs", o->runs, "output directories of runs (metrics.jsonl, config.yaml, final/)")->required();
   cmd->add_option("--out", o->out, "where report.md, report.json and loss.svg go")->capture_default_str();
   cmd->add_option("--eval-samples", o->eval_samples,
@@ -26,7 +27,8 @@ Action add_report_command(CLI::App& app, dist::World& world) {
   cmd->add_option("--device", o->device, kDeviceHelp)->capture_default_str();
   return [o, &world]() {
     if (world.rank != 0) return kExitOk;
-    const std::vector<report::RunSummary> runs = report::summarize_runs(o->runs, o->eval_samples, run::parse_device(o->device));
+    const std::vector<report::RunSummary> runs =
+        report::summarize_runs(o->runs, o->eval_samples, run::parse_device(o->device));
     report::write_report(runs, o->out);
     std::cout << report::report_markdown(runs) << "\nwritten: " << o->out << "/report.md, " << o->out
               << "/report.json, " << o->out << "/loss.svg" << std::endl;

@@ -20,9 +20,10 @@ void parse_listen(const std::string& listen, serve::HttpOptions& http) {
   const std::string port = listen.substr(colon + 1);
   const bool digits = !port.empty() && port.size() <= 5 &&
                       std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); });
-  if (!digits || std::stoi(port) > 65535)
+  if (!digits || std::stoi(port) > 65535) {
     throw UserError("--listen " + listen + ": the port must be a number from 1 to 65535 (0 picks a free one), got '" +
                     port + "'");
+  }
   http.host = listen.substr(0, colon);
   http.port = std::stoi(port);
 }
@@ -37,7 +38,8 @@ Action add_serve_command(CLI::App& app, dist::World& world) {
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("serve", "Run queued training jobs one after another on one live MPI world");
-  cmd->add_option("--spool", o->serve.spool, "spool directory: incoming/ queue/ running/ done/ failed/ cancelled/ reports/")
+  cmd->add_option("--spool", o->serve.spool,
+                  "spool directory: incoming/ queue/ running/ done/ failed/ cancelled/ reports/")
       ->required();
   cmd->add_option("--listen", o->listen,
                   "HTTP API address (anything but loopback needs --token-file; port 0 = any free)")

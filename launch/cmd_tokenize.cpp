@@ -40,7 +40,8 @@ data::Conversation read_conversation(const std::string& path) {
   const std::string err = data::parse_conversation(j, *format, /*training=*/false, c.messages);
   if (!err.empty()) throw UserError(path + ": " + err);
   if (j.contains("add_generation_prompt")) {
-    if (!j["add_generation_prompt"].is_boolean()) throw UserError(path + ": add_generation_prompt is not true or false");
+    if (!j["add_generation_prompt"].is_boolean())
+      throw UserError(path + ": add_generation_prompt is not true or false");
     c.add_generation_prompt = j["add_generation_prompt"].get<bool>();
   }
   return c;
@@ -75,15 +76,19 @@ Action add_tokenize_command(CLI::App& app, dist::World& world) {
       ->required();
   cmd->add_flag("--special", o->special,
                 "add the tokenizer's special tokens: BOS for sentencepiece, tokenizer.json's post-processor");
-  cmd->add_flag("--json", o->json,
-                R"(print {"ids": [...]}; with --chat {"text": ..., "ids": [...], "labels_mask": [...]} (1 = a target))");
-  CLI::Option* chat = cmd->add_option("--chat", o->chat,
-                  R"(a conversation file {"messages": [{"role": ..., "content": ...}], "add_generation_prompt": false} )"
-                  "to render with the chat template instead of TEXT");
-  cmd->add_option("--template", o->chat_template,
-                  "with --chat: auto (the directory's tokenizer_config.json chat_template) | " + data::chat_family_names())
+  cmd->add_flag(
+      "--json", o->json,
+      R"(print {"ids": [...]}; with --chat {"text": ..., "ids": [...], "labels_mask": [...]} (1 = a target))");
+  CLI::Option* chat = cmd->add_option(
+      "--chat", o->chat,
+      R"(a conversation file {"messages": [{"role": ..., "content": ...}], "add_generation_prompt": false} )"
+      "to render with the chat template instead of TEXT");
+  cmd->add_option(
+         "--template", o->chat_template,
+         "with --chat: auto (the directory's tokenizer_config.json chat_template) | " + data::chat_family_names())
       ->capture_default_str();
-  cmd->add_option("--train-on", o->train_on, "with --chat: the targets, as data.train_on: assistant | last_assistant | all")
+  cmd->add_option("--train-on", o->train_on,
+                  "with --chat: the targets, as data.train_on: assistant | last_assistant | all")
       ->check(CLI::IsMember({"assistant", "last_assistant", "all"}))
       ->capture_default_str();
   CLI::Option* text = cmd->add_option("text", o->text, "the text to tokenize");

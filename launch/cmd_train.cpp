@@ -37,13 +37,15 @@ Action add_train_command(CLI::App& app, dist::World& world) {
     const std::string hash = std::to_string(config::config_hash(cfg));
     const std::string root_hash = world.host->broadcast_string(hash, 0);
     dist::agree(*world.host, [&] {
-      if (hash != root_hash)
+      if (hash != root_hash) {
         throw UserError("rank " + std::to_string(world.rank) + " loaded a different effective config than rank 0 (" +
                         o->config + " differs between nodes?)");
+      }
     });
     const int threads = dist::intra_op_threads(world, static_cast<int>(cfg.train.threads));
     at::set_num_threads(threads);
-    spdlog::info("[launch] {} rank(s), {} per node, {} intra-op thread(s) per rank", world.size, world.local_size, threads);
+    spdlog::info("[launch] {} rank(s), {} per node, {} intra-op thread(s) per rank", world.size, world.local_size,
+                 threads);
     run::Trainer trainer(cfg, world, {o->overwrite});
     return trainer.train().preempted ? kExitPreempted : kExitOk;
   };

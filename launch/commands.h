@@ -10,7 +10,8 @@
 namespace neftune::launch {
 
 // The --device option of the inference commands (generate, eval, report).
-inline const char* kDeviceHelp = "auto (the first GPU when this build has CUDA and one is visible, else cpu) | cpu | cuda[:N]";
+inline const char* kDeviceHelp =
+    "auto (the first GPU when this build has CUDA and one is visible, else cpu) | cpu | cuda[:N]";
 
 // A subcommand's body; returns the process exit code.
 using Action = std::function<int()>;

@@ -8,8 +8,8 @@
 
 namespace neftune::launch {
 
-InferenceModel load_inference_model(const std::string& dir, const std::string& dtype_name, const std::string& device_spec,
-                                    int threads) {
+InferenceModel load_inference_model(const std::string& dir, const std::string& dtype_name,
+                                    const std::string& device_spec, int threads) {
   if (threads < 0) throw UserError("--threads: must be >= 0 (got " + std::to_string(threads) + "); 0 = all cores");
   if (threads > 0) at::set_num_threads(dist::capped_threads(threads, "--threads"));
   const at::Device device = run::parse_device(device_spec);

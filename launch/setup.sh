@@ -2,9 +2,10 @@
 # Installs the Debian packages neftune needs to build and test, when they are missing. The names are the
 # same on Debian 12 (bookworm: LibTorch 1.13, Open MPI 4.1) and Debian 13 (trixie: LibTorch 2.6,
 # Open MPI 5.0); tests/docker/test_torch2.sh installs them in a Debian 13 image.
-# Usage: launch/setup.sh [--slurm] [--container]
+# Usage: launch/setup.sh [--slurm] [--container] [--lint]
 #   --slurm      also install slurm-wlm + munge (for the Slurm tests)
 #   --container  also install podman/buildah/debootstrap (for the Docker image test)
+#   --lint       also install clang-format and clang-tidy (launch/lint.sh)
 # Runs apt-get only when a package is absent, so a second run costs well under a second.
 set -euo pipefail
 
@@ -21,8 +22,9 @@ for arg in "$@"; do
   case "$arg" in
     --slurm) pkgs+=(slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge) ;;
     --container) pkgs+=(podman buildah runc debootstrap) ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (known: --slurm --container)" >&2; exit 2 ;;
+    --lint) pkgs+=(clang-format clang-tidy) ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (known: --slurm --container --lint)" >&2; exit 2 ;;
   esac
 done
 

@@ -46,7 +46,8 @@ void mutate(std::string& f, std::mt19937_64& rng) {
   auto pos = [&](size_t n) { return n == 0 ? 0 : static_cast<size_t>(rng() % n); };
   switch (kind) {
     case 0:  // flip bytes
-      for (int k = 1 + static_cast<int>(rng() % 8); k > 0 && !f.empty(); --k) f[pos(f.size())] ^= static_cast<char>(1 << (rng() % 8));
+      for (int k = 1 + static_cast<int>(rng() % 8); k > 0 && !f.empty(); --k)
+        f[pos(f.size())] ^= static_cast<char>(1 << (rng() % 8));
       break;
     case 1:  // truncate
       f.resize(pos(f.size() + 1));
@@ -64,8 +65,8 @@ void mutate(std::string& f, std::mt19937_64& rng) {
       break;
     case 5: {  // replace a digit run with an extreme number
       const size_t p = f.find_first_of("0123456789", 8 + pos(f.size() > 8 ? f.size() - 8 : 1));
-      static const char* numbers[] = {"18446744073709551615", "-1", "9223372036854775808", "0", "4294967296",
-                                      "1e30", "99999999999999999999999"};
+      static const char* numbers[] = {"18446744073709551615", "-1",   "9223372036854775808",    "0",
+                                      "4294967296",           "1e30", "99999999999999999999999"};
       if (p != std::string::npos && p < f.size()) f.replace(p, 1, numbers[rng() % 7]);
       break;
     }

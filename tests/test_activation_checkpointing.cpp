@@ -54,7 +54,7 @@ struct Outcome {
   std::vector<at::Tensor> grads;  // every unit's flat gradient shard
   std::vector<double> losses;     // per micro-batch
   int hook_calls = 0;
-  int64_t peak_bytes = 0;         // most live tensor bytes above those live before the micro-batches
+  int64_t peak_bytes = 0;  // most live tensor bytes above those live before the micro-batches
 };
 
 Outcome forward_backward(dist::Communicator& comm, const dist::ShardingOptions& so, bool prefetch, bool reduce_each,

@@ -118,8 +118,11 @@ INSTANTIATE_TEST_SUITE_P(Modern, ChatEncodeFixture, ::testing::Values("llama3", 
 
 Conversation two_exchanges() {
   Conversation c;
-  c.messages = {{"system", "Be brief."}, {"user", "Name a color."}, {"assistant", "Blue."},
-                {"user", "Another?"},    {"assistant", "Green."}};
+  c.messages = {{"system", "Be brief."},
+                {"user", "Name a color."},
+                {"assistant", "Blue."},
+                {"user", "Another?"},
+                {"assistant", "Green."}};
   return c;
 }
 
@@ -168,6 +171,7 @@ TEST(ChatEncode, ATokenStraddlingTheReplysStartIsTrainedAsHfMarksIt) {
   const std::vector<int32_t> run_ids = tok.encode(run, false);
   ASSERT_EQ(run_ids.size(), 3u);  // the straddling token exists
   std::vector<std::string> texts;
+  texts.reserve(run_ids.size());
   for (const int32_t id : run_ids) texts.push_back(tok.decode({id}));  // ASCII: each token's exact bytes
   const std::vector<uint8_t> ref = hf_rule_mask(texts, 10, run.size());
   EXPECT_EQ(ref, (std::vector<uint8_t>{0, 1, 1}));
@@ -220,7 +224,9 @@ TEST(ChatEncode, ATemplateWhoseSpecialTokensTheTokenizerLacksIsAnError) {
   TokenizeOptions o;
   o.chat_template = t;
   o.on_malformed = config::OnMalformed::skip;
-  EXPECT_THAT(error_of([&] { make_examples({{"Say hi.", "", "hi"}}, byte, o, "f.json"); }),
+  EXPECT_THAT(error_of([&] {
+                make_examples({{"Say hi.", "", "hi"}}, byte, o, "f.json");
+              }),
               ::testing::AllOf(HasSubstr("needs the special token"), ::testing::Not(HasSubstr("record"))));
 }
 
@@ -241,13 +247,15 @@ TEST(ChatEncode, AlpacaTemplateEqualsTheAlpacaPath) {
 
 TEST(Conversations, ReadsShareGptAndMessagesAsArrayAndJsonl) {
   TempDir d;
-  write_file(d / "m.jsonl",
-             R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"}]})"
-             "\n"
-             R"({"messages": [{"role": "user", "content": "u2"}, {"role": "assistant", "content": "a2"}, {"role": "user", "content": "u3"}, {"role": "assistant", "content": "a3"}]})"
-             "\n");
-  write_file(d / "s.json",
-             R"([{"conversations": [{"from": "system", "value": ""}, {"from": "human", "value": "u1"}, {"from": "gpt", "value": "a1"}]},
+  write_file(
+      d / "m.jsonl",
+      R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"}]})"
+      "\n"
+      R"({"messages": [{"role": "user", "content": "u2"}, {"role": "assistant", "content": "a2"}, {"role": "user", "content": "u3"}, {"role": "assistant", "content": "a3"}]})"
+      "\n");
+  write_file(
+      d / "s.json",
+      R"([{"conversations": [{"from": "system", "value": ""}, {"from": "human", "value": "u1"}, {"from": "gpt", "value": "a1"}]},
                  {"conversations": [{"from": "user", "value": "u2"}, {"from": "assistant", "value": "a2"}]}])");
   const auto m = read_records(d / "m.jsonl", config::DataFormat::messages, config::OnMalformed::error);
   ASSERT_EQ(m.size(), 2u);
@@ -285,9 +293,10 @@ TEST(Conversations, AutoDecidesPerRecord) {
   EXPECT_EQ(r[3].messages[0].role, "user");
   EXPECT_EQ(r[3].messages[1].content, "g");
   // An explicit instruction format does not read conversations.
-  write_file(d / "two.jsonl", R"({"instruction": "i", "output": "o"})"
-                              "\n"
-                              R"({"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]})");
+  write_file(d / "two.jsonl",
+             R"({"instruction": "i", "output": "o"})"
+             "\n"
+             R"({"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]})");
   EXPECT_THAT(error_of([&] { read_records(d / "two.jsonl", config::DataFormat::alpaca, config::OnMalformed::error); }),
               HasSubstr("two.jsonl: record 1 (line 2): is a conversation, not an Alpaca record: set data.format to "
                         "messages or auto"));
@@ -300,11 +309,13 @@ TEST(Conversations, MalformedOnesNameFileRecordAndTurn) {
        "turn 2: field 'role' is not one of system, user, assistant (tool turns are not supported)"},
       {R"([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])", "turn 2: expected an assistant turn"},
       {R"([{"role": "assistant", "content": "a"}])", "turn 1: expected a user turn"},
-      {R"([{"role": "user", "content": "a"}, {"role": "assistant", "content": "  \n"}])", "turn 2: the content is empty"},
+      {R"([{"role": "user", "content": "a"}, {"role": "assistant", "content": "  \n"}])",
+       "turn 2: the content is empty"},
       {R"([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}])",
        "turn 3: the conversation ends on a user turn"},
       {R"([{"role": "system", "content": "s"}])", "the conversation has no assistant turn"},
-      {R"([{"role": "user", "content": "a"}, {"role": "system", "content": "s"}])", "turn 2: a system turn must come first"},
+      {R"([{"role": "user", "content": "a"}, {"role": "system", "content": "s"}])",
+       "turn 2: a system turn must come first"},
       {R"([{"role": "user", "content": "a"}, {"role": "assistant", "content": null, "tool_calls": [{}]}])",
        "turn 2: tool calls are not supported"},
       {R"([{"role": "user", "content": [{"type": "text", "text": "a"}]}])", "turn 1: field 'content' is not a string"},
@@ -316,15 +327,20 @@ TEST(Conversations, MalformedOnesNameFileRecordAndTurn) {
   for (size_t i = 0; i < cases.size(); ++i) {
     // One file per case (an error stops at the first bad record), the record on line 2.
     write_file(d / "one.jsonl", "\n" + std::string(R"({"messages": )") + cases[i].first + "}\n");
-    EXPECT_THAT(error_of([&] { read_records(d / "one.jsonl", config::DataFormat::auto_detect, config::OnMalformed::error); }),
-                HasSubstr(d / "one.jsonl" + ": record 0 (line 2): " + cases[i].second))
+    EXPECT_THAT(
+        error_of([&] { read_records(d / "one.jsonl", config::DataFormat::auto_detect, config::OnMalformed::error); }),
+        HasSubstr(d / "one.jsonl" + ": record 0 (line 2): " + cases[i].second))
         << i;
   }
-  write_file(d / "sharegpt.json", R"([{"conversations": [{"from": "human", "value": "a"}, {"from": "bard", "value": "b"}]}])");
-  EXPECT_THAT(error_of([&] { read_records(d / "sharegpt.json", config::DataFormat::sharegpt, config::OnMalformed::error); }),
-              HasSubstr("sharegpt.json: record 0: turn 2: field 'from' is not one of system, human, gpt (or user, assistant)"));
+  write_file(d / "sharegpt.json",
+             R"([{"conversations": [{"from": "human", "value": "a"}, {"from": "bard", "value": "b"}]}])");
+  EXPECT_THAT(
+      error_of([&] { read_records(d / "sharegpt.json", config::DataFormat::sharegpt, config::OnMalformed::error); }),
+      HasSubstr("sharegpt.json: record 0: turn 2: field 'from' is not one of system, human, gpt (or user, assistant)"));
   ReadStats st;
-  write_file(d / "x.jsonl", file + R"({"messages": [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "ok"}]})" "\n");
+  write_file(d / "x.jsonl",
+             file + R"({"messages": [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "ok"}]})"
+                    "\n");
   const auto kept = read_records(d / "x.jsonl", config::DataFormat::messages, config::OnMalformed::skip, &st);
   EXPECT_EQ(kept.size(), 1u);
   EXPECT_EQ(st.skipped_malformed, static_cast<int64_t>(cases.size()));
@@ -334,7 +350,8 @@ TEST(Conversations, MalformedOnesNameFileRecordAndTurn) {
 TEST(Conversations, TheShippedSamplesAreWellFormed) {
   const std::string dir = std::string(NEFTUNE_SOURCE_DIR) + "/config/examples/data/";
   const auto chat = read_records(dir + "chat_sample.jsonl", config::DataFormat::messages, config::OnMalformed::error);
-  const auto sharegpt = read_records(dir + "sharegpt_sample.json", config::DataFormat::sharegpt, config::OnMalformed::error);
+  const auto sharegpt =
+      read_records(dir + "sharegpt_sample.json", config::DataFormat::sharegpt, config::OnMalformed::error);
   EXPECT_EQ(chat.size(), 30u);
   EXPECT_EQ(sharegpt.size(), 10u);
   for (const auto& r : chat) EXPECT_TRUE(r.is_conversation());
@@ -370,7 +387,9 @@ TEST(ChatExamples, AlpacaRecordsBecomeOneTurnConversationsUnderAChatTemplate) {
   // A conversation without a template is an error naming the record.
   Record conv;
   conv.messages = {{"user", "a"}, {"assistant", "b"}};
-  EXPECT_THAT(error_of([&] { make_examples({rs[0], conv}, tok, 512, config::TooLong::error, "f.json"); }),
+  EXPECT_THAT(error_of([&] {
+                make_examples({rs[0], conv}, tok, 512, config::TooLong::error, "f.json");
+              }),
               HasSubstr("f.json: record 1: a conversation needs a chat template: set data.chat_template"));
 }
 
@@ -406,8 +425,8 @@ TEST(ChatExamples, TooLongConversationsDropEarlyExchangesAndKeepTheSystemTurn) {
   EXPECT_EQ(st.dropped_turns, 1);
   EXPECT_EQ(st.cut_last_turn, 0);
   // One token less: only the last exchange is kept, and it fits.
-  const auto ex3 = conversation_example(tok, t, config::TrainOn::assistant, c, static_cast<int64_t>(want.ids.size()) - 1,
-                                        config::TooLong::truncate, "t", st);
+  const auto ex3 = conversation_example(tok, t, config::TrainOn::assistant, c,
+                                        static_cast<int64_t>(want.ids.size()) - 1, config::TooLong::truncate, "t", st);
   ASSERT_TRUE(ex3);
   EXPECT_LT(ex3->ids.size(), want.ids.size());
   EXPECT_EQ(masked_runs(ex3->ids, ex3->train).size(), 1u);
@@ -423,7 +442,8 @@ TEST(ChatExamples, TheLastExchangeAloneTooLongIsCutAtItsEnd) {
   const EncodedChat full = encode_chat(tok, t, render_chat(t, c, "t"));
   const int64_t n = static_cast<int64_t>(full.ids.size());
   TokenizeStats st;
-  const auto ex = conversation_example(tok, t, config::TrainOn::assistant, c, n - 8, config::TooLong::truncate, "t", st);
+  const auto ex =
+      conversation_example(tok, t, config::TrainOn::assistant, c, n - 8, config::TooLong::truncate, "t", st);
   ASSERT_TRUE(ex);
   EXPECT_EQ(ex->ids, std::vector<int32_t>(full.ids.begin(), full.ids.begin() + (n - 8)));
   EXPECT_EQ(ex->train, std::vector<uint8_t>(full.train.begin(), full.train.begin() + (n - 8)));
@@ -447,8 +467,8 @@ TEST(ChatExamples, NeftuneLengthIsTheSequenceLengthNotTheTargets) {
   const tok::Tokenizer& tok = fixture_tokenizer(dir);
   const ChatTemplate t = load_chat_template(dir, "test");
   TokenizeStats st;
-  const auto ex = conversation_example(tok, t, config::TrainOn::last_assistant, long_chat(), 4096,
-                                       config::TooLong::error, "t", st);
+  const auto ex =
+      conversation_example(tok, t, config::TrainOn::last_assistant, long_chat(), 4096, config::TooLong::error, "t", st);
   ASSERT_TRUE(ex);
   const int64_t len = static_cast<int64_t>(ex->ids.size());
   ASSERT_GT(len, 8 * ex->n_targets());  // a mask-based length would be 8x smaller: the bound 2.8x larger
@@ -486,9 +506,8 @@ TEST(ChatDatasets, AutoTemplateComesFromTheTokenizerDirectory) {
   const tok::Tokenizer& tok = fixture_tokenizer(dir);
   TempDir d;
   write_file(d / "chat.jsonl", conversation_jsonl());
-  const auto cfg = config::parse_config("", "test",
-                                        {"tokenizer.kind=hf", "tokenizer.path=" + dir, "data.format=auto",
-                                         "data.train=" + d / "chat.jsonl"});
+  const auto cfg = config::parse_config(
+      "", "test", {"tokenizer.kind=hf", "tokenizer.path=" + dir, "data.format=auto", "data.train=" + d / "chat.jsonl"});
   const run::Datasets ds = run::load_datasets(cfg, tok);
   ASSERT_TRUE(ds.chat_template);
   EXPECT_EQ(ds.chat_template->family, ChatFamily::llama3);
@@ -503,9 +522,10 @@ TEST(ChatDatasets, AutoTemplateComesFromTheTokenizerDirectory) {
   // auto with nothing to read a template from, or a directory without one: errors with the choices.
   const auto byte_cfg = config::parse_config("", "test", {"data.format=auto", "data.train=" + d / "chat.jsonl"});
   tok::ByteTokenizer byte;
-  EXPECT_THAT(error_of([&] { run::load_datasets(byte_cfg, byte); }),
-              HasSubstr("data.chat_template: auto: no tokenizer.path or model.path to read a chat_template from: set "
-                        "data.chat_template to the model's template (llama3 | chatml | qwen3 | llama2 | mistral | alpaca)"));
+  EXPECT_THAT(
+      error_of([&] { run::load_datasets(byte_cfg, byte); }),
+      HasSubstr("data.chat_template: auto: no tokenizer.path or model.path to read a chat_template from: set "
+                "data.chat_template to the model's template (llama3 | chatml | qwen3 | llama2 | mistral | alpaca)"));
   fs::create_directories(d / "empty");
   EXPECT_THAT(error_of([&] { load_chat_template(d / "empty", "data.chat_template"); }),
               HasSubstr("has no tokenizer_config.json or chat_template.jinja"));
@@ -524,7 +544,8 @@ TEST(ChatDatasets, AutoTemplateComesFromTheTokenizerDirectory) {
   const auto alpaca_cfg = config::parse_config("", "test", {"data.format=auto", "data.train=" + d / "alpaca.json"});
   const run::Datasets a = run::load_datasets(alpaca_cfg, byte);
   EXPECT_FALSE(a.chat_template);
-  EXPECT_EQ(a.train[0].ids, make_examples({{"Name a fruit.", "", "Apple."}}, byte, 512, config::TooLong::error, "t")[0].ids);
+  EXPECT_EQ(a.train[0].ids,
+            make_examples({{"Name a fruit.", "", "Apple."}}, byte, 512, config::TooLong::error, "t")[0].ids);
 }
 
 // A few optimizer steps on conversations with the Llama 3 tokenizer (vocab 128256, so d=16 and one layer).

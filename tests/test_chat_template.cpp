@@ -34,7 +34,8 @@ std::string trained(const std::vector<ChatSegment>& segs) {
 // The @huggingface/jinja test conversation.
 Conversation example_chat(bool with_system) {
   Conversation c;
-  if (with_system) c.messages.push_back({"system", "You are a friendly chatbot who always responds in the style of a pirate"});
+  if (with_system)
+    c.messages.push_back({"system", "You are a friendly chatbot who always responds in the style of a pirate"});
   c.messages.push_back({"user", "Hello, how are you?"});
   c.messages.push_back({"assistant", "I'm doing great. How can I help you today?"});
   c.messages.push_back({"user", "I'd like to show off how chat templating works!"});
@@ -46,7 +47,9 @@ class ChatTemplateFixture : public ::testing::TestWithParam<std::string> {};
 TEST_P(ChatTemplateFixture, RendersWhatTheModelsOwnTemplateRenders) {
   NEFTUNE_REQUIRE_FIXTURE(dir, "modern/tokenizers/" + GetParam());
   const json cfg = test::read_json(dir + "/tokenizer_config.json");
-  const auto token = [&](const char* k) { return cfg.contains(k) && cfg[k].is_string() ? cfg[k].get<std::string>() : ""; };
+  const auto token = [&](const char* k) {
+    return cfg.contains(k) && cfg[k].is_string() ? cfg[k].get<std::string>() : "";
+  };
   const ChatTemplate t = recognise_chat_template(cfg.at("chat_template"), token("bos_token"), token("eos_token"), dir);
   EXPECT_STREQ(to_string(t.family), GetParam() == "llama3" ? "llama3" : "qwen3");
   const auto tok = tok::load_tokenizer_from_model_dir(dir);  // the directory's tokenizer.json
@@ -87,25 +90,32 @@ TEST(ChatTemplate, Llama2MistralAndChatmlMatchTheJinjaRenderings) {
             "Hello, how are you? [/INST] I'm doing great. How can I help you today? </s><s>[INST] I'd like to show off "
             "how chat templating works! [/INST]");
   const std::string mixtral =
-      "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + "
-      "' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor %}";
-  EXPECT_EQ(render_chat_text(recognise_chat_template(mixtral, "<s>", "</s>", "m"), example_chat(false), "t"),
-            "<s>[INST] Hello, how are you? [/INST]I'm doing great. How can I help you today?</s>[INST] I'd like to show "
-            "off how chat templating works! [/INST]");
+      "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] "
+      "+ "
+      "' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor "
+      "%}";
+  EXPECT_EQ(
+      render_chat_text(recognise_chat_template(mixtral, "<s>", "</s>", "m"), example_chat(false), "t"),
+      "<s>[INST] Hello, how are you? [/INST]I'm doing great. How can I help you today?</s>[INST] I'd like to show "
+      "off how chat templating works! [/INST]");
   const std::string mistral01 =
-      "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + "
-      "' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}{% endif %}{% endfor %}";
-  EXPECT_EQ(render_chat_text(recognise_chat_template(mistral01, "<s>", "</s>", "m"), example_chat(false), "t"),
-            "<s>[INST] Hello, how are you? [/INST]I'm doing great. How can I help you today?</s> [INST] I'd like to show "
-            "off how chat templating works! [/INST]");
+      "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] "
+      "+ "
+      "' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}{% endif %}{% "
+      "endfor %}";
+  EXPECT_EQ(
+      render_chat_text(recognise_chat_template(mistral01, "<s>", "</s>", "m"), example_chat(false), "t"),
+      "<s>[INST] Hello, how are you? [/INST]I'm doing great. How can I help you today?</s> [INST] I'd like to show "
+      "off how chat templating works! [/INST]");
   const std::string chatml =
       "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
       "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
   const ChatTemplate plain = recognise_chat_template(chatml, "", "<|im_end|>", "c");
   EXPECT_EQ(plain.default_system, "");
-  EXPECT_EQ(render_chat_text(plain, example_chat(false), "t"),
-            "<|im_start|>user\nHello, how are you?<|im_end|>\n<|im_start|>assistant\nI'm doing great. How can I help you "
-            "today?<|im_end|>\n<|im_start|>user\nI'd like to show off how chat templating works!<|im_end|>\n");
+  EXPECT_EQ(
+      render_chat_text(plain, example_chat(false), "t"),
+      "<|im_start|>user\nHello, how are you?<|im_end|>\n<|im_start|>assistant\nI'm doing great. How can I help you "
+      "today?<|im_end|>\n<|im_start|>user\nI'd like to show off how chat templating works!<|im_end|>\n");
   // Qwen2.5 writes its default system turn into the template.
   const ChatTemplate qwen25 = recognise_chat_template(
       "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
@@ -135,10 +145,12 @@ TEST(ChatTemplate, WhatATemplateCannotRenderIsAnErrorNamingTheTurn) {
   };
   EXPECT_THAT(error(ChatFamily::llama3, {{"user", "a"}, {"tool", "b"}}),
               HasSubstr("chat.jsonl record 3: turn 2: role 'tool' is not one of system, user, assistant"));
-  EXPECT_THAT(error(ChatFamily::chatml, {{"user", "a"}, {"system", "b"}}), HasSubstr("turn 2: a system turn must come first"));
+  EXPECT_THAT(error(ChatFamily::chatml, {{"user", "a"}, {"system", "b"}}),
+              HasSubstr("turn 2: a system turn must come first"));
   EXPECT_THAT(error(ChatFamily::llama2, {{"user", "a"}, {"user", "b"}}),
               HasSubstr("turn 2: the llama2 template needs user and assistant turns to alternate"));
-  EXPECT_THAT(error(ChatFamily::mistral, {{"system", "s"}, {"user", "b"}}), HasSubstr("turn 1: the mistral template has no system turn"));
+  EXPECT_THAT(error(ChatFamily::mistral, {{"system", "s"}, {"user", "b"}}),
+              HasSubstr("turn 1: the mistral template has no system turn"));
   EXPECT_THAT(error(ChatFamily::alpaca, {{"user", "a"}, {"assistant", "b"}, {"user", "c"}, {"assistant", "d"}}),
               HasSubstr("the alpaca template takes one user turn and one assistant turn (4 given)"));
   EXPECT_THAT(error(ChatFamily::llama3, {}), HasSubstr("the conversation has no messages"));

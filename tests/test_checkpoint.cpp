@@ -28,16 +28,27 @@ namespace neftune::run {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using test::TempDir;
+using ::testing::HasSubstr;
 
 config::TrainConfig cfg_for(const std::string& out, const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> sets = {"output_dir=" + out,         "model.init.dim=32",          "model.init.n_layers=2",
-                                   "model.init.n_heads=4",      "model.init.n_kv_heads=2",    "model.init.hidden_dim=48",
-                                   "data.builtin_train_size=20", "data.builtin_eval_size=0", "data.max_seq_len=200",
-                                   "train.micro_batch_size=2",  "train.accumulation_steps=2", "train.max_steps=12",
-                                   "train.lr=2e-3",             "train.weight_decay=0.01",    "neftune.alpha=5",
-                                   "logging.level=warn",        "logging.progress=off"};
+  std::vector<std::string> sets = {"output_dir=" + out,
+                                   "model.init.dim=32",
+                                   "model.init.n_layers=2",
+                                   "model.init.n_heads=4",
+                                   "model.init.n_kv_heads=2",
+                                   "model.init.hidden_dim=48",
+                                   "data.builtin_train_size=20",
+                                   "data.builtin_eval_size=0",
+                                   "data.max_seq_len=200",
+                                   "train.micro_batch_size=2",
+                                   "train.accumulation_steps=2",
+                                   "train.max_steps=12",
+                                   "train.lr=2e-3",
+                                   "train.weight_decay=0.01",
+                                   "neftune.alpha=5",
+                                   "logging.level=warn",
+                                   "logging.progress=off"};
   sets.insert(sets.end(), extra.begin(), extra.end());
   return config::parse_config("", "test", sets);
 }
@@ -115,7 +126,8 @@ TEST(Checkpoint, KeepLastAndDamagedCheckpoints) {
   }
   // Named explicitly, the damaged checkpoint is an error naming the file.
   EXPECT_THAT(agreed_error([&] {
-                Trainer t(cfg_for(d / "r", {"checkpoint.resume=" + (d / "r/checkpoints/step-00000008")}), dist::world());
+                Trainer t(cfg_for(d / "r", {"checkpoint.resume=" + (d / "r/checkpoints/step-00000008")}),
+                          dist::world());
               }),
               HasSubstr("rank-00000-of-00001.safetensors: tensor 'embed/exp_avg_sq': data ends at byte"));
 }
@@ -195,7 +207,9 @@ TEST(Checkpoint, AFreshRunNeverPrunesOrMixesWithAnotherRunsCheckpoints) {
 
   // A checkpoint of another run dropped among a resumed run's own is refused too (never pruned).
   fs::copy(aside[0] + "/step-00000004", ckpts + "/step-00000001", fs::copy_options::recursive);
-  EXPECT_THAT(agreed_error([&] { Trainer t(with({"train.max_steps=6", "train.seed=7"}), dist::world()); }),
+  EXPECT_THAT(agreed_error([&] {
+                Trainer t(with({"train.max_steps=6", "train.seed=7"}), dist::world());
+              }),
               HasSubstr("holds checkpoints of another run (step-00000001) and this run resumed from"));
   EXPECT_TRUE(fs::exists(ckpts + "/step-00000001/meta.json"));
 }
@@ -217,10 +231,9 @@ TEST(Checkpoint, AFlippedBitIsFoundByTheChecksumAndAutoFallsBackToThePreviousChe
   std::string flipped = bytes;
   flipped[bytes.size() - 5] ^= 0x40;  // in the last tensor's data: the structure still validates
   test::write_file(file, flipped);
-  EXPECT_THAT(agreed_error([&] {
-                Trainer t(cfg_for(d / "y", {"checkpoint.resume=" + newest}), dist::world());
-              }),
-              HasSubstr("rank-00000-of-00001.safetensors: corrupt: " + std::to_string(bytes.size()) + " bytes with crc32c:"));
+  EXPECT_THAT(
+      agreed_error([&] { Trainer t(cfg_for(d / "y", {"checkpoint.resume=" + newest}), dist::world()); }),
+      HasSubstr("rank-00000-of-00001.safetensors: corrupt: " + std::to_string(bytes.size()) + " bytes with crc32c:"));
   EXPECT_THROW(validate_checkpoint(newest), io::CheckpointError);
   Trainer t(cfg_for(d / "r", {"train.max_steps=4"}), dist::world());  // resume: auto
   EXPECT_EQ(t.train_step().step, 3);
@@ -231,8 +244,9 @@ TEST(Checkpoint, OutputDirIsLockedAndCheckedBeforeAnyWork) {
   TempDir d;
   {
     const DirLock held(d / "", "output_dir");  // what a running neftune holds on its output_dir
-    EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / ""), dist::world()); }),
-                HasSubstr("output_dir " + (d / "") + ": in use by another neftune run (pid " + std::to_string(::getpid())));
+    EXPECT_THAT(
+        agreed_error([&] { Trainer t(cfg_for(d / ""), dist::world()); }),
+        HasSubstr("output_dir " + (d / "") + ": in use by another neftune run (pid " + std::to_string(::getpid())));
   }
   { Trainer t(cfg_for(d / ""), dist::world()); }  // released with its holder
 
@@ -262,8 +276,8 @@ TEST(Checkpoint, ExportGathersShardsIntoHfFormat) {
   EXPECT_TRUE(fs::exists(d / "hf/neftune_tokenizer.json"));
   // The export is the trained fp32 weights exactly: compare logits of the exported model with the
   // same weights loaded from the trainer.
-  const auto direct = model::LlamaModel::from_tensors(t.model().config(), [&](const std::string& n) { return w.at(n); },
-                                                      at::kFloat, at::kCPU);
+  const auto direct = model::LlamaModel::from_tensors(
+      t.model().config(), [&](const std::string& n) { return w.at(n); }, at::kFloat, at::kCPU);
   const at::Tensor ids = at::tensor(std::vector<int64_t>{256, 72, 105, 33}).view({1, -1});
   EXPECT_TRUE(at::equal(m.forward(ids), direct.forward(ids)));
   // Above the shard size limit the weights are split like HF's save_pretrained.

@@ -2,9 +2,9 @@
 // 1 -> 4 and 4 -> 2, preemption by SIGTERM/SIGUSR1 (exit code 75, then resume), SIGKILL at random points
 // of checkpoint saves (the previous checkpoint survives and the run still ends bit-identical), and a
 // missing rank file reported by every rank, and a second run on a locked output_dir refused by every rank.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,9 +24,9 @@ namespace neftune {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using test::run_command;
 using test::TempDir;
+using ::testing::HasSubstr;
 
 std::string mpirun(int np) { return "timeout 300 " + test::mpirun(np); }
 
@@ -155,7 +155,8 @@ TEST(CheckpointSignals, SigtermAndSigusr1CheckpointAndExit75ThenResume) {
       _exit(127);
     }
     // Wait for a few steps, then ask it to stop.
-    for (int i = 0; i < 600 && losses(d / "r").size() < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (int i = 0; i < 600 && losses(d / "r").size() < 3; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     kill(pid, sig);
     int status = 0;
     waitpid(pid, &status, 0);
@@ -202,10 +203,11 @@ TEST(CheckpointSignals, SigkillDuringSavesNeverLosesTheLastCompleteCheckpoint) {
     // Whatever the kill interrupted, every checkpoint under its final name is complete. (On a loaded
     // machine the kill can come before the first save has made the directory.)
     if (!fs::exists(d / "k/checkpoints")) continue;
-    for (const auto& e : fs::directory_iterator(d / "k/checkpoints"))
+    for (const auto& e : fs::directory_iterator(d / "k/checkpoints")) {
       if (e.path().filename().string().rfind("step-", 0) == 0) {
         EXPECT_NO_THROW(run::validate_checkpoint(e.path().string())) << e.path();
       }
+    }
   }
   EXPECT_GT(kills, 0);
   const auto r = run_command(train_cmd(d / "k.yaml"));

@@ -20,10 +20,10 @@ namespace neftune {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using test::run_command;
 using test::TempDir;
 using test::write_file;
+using ::testing::HasSubstr;
 
 const char* kTiny =
     "model: {init: {dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1, hidden_dim: 64}}\n"
@@ -67,14 +67,16 @@ void write_predictable_model(const std::string& dir, int favourite, int64_t max_
 // The cores this process may use, counted here independently of neftune.
 int my_cores() {
   cpu_set_t set;
-  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                     : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 TEST(Cli, GenerateRawJsonReproducesTheReferenceGreedyIds) {
   NEFTUNE_REQUIRE_FIXTURE(dir, "stories260K");
   const auto ref = test::read_json(dir + "/reference.json")["greedy"][0];
-  const auto r = run_command(test::neftune_bin() + " generate --model " + dir + " --prompt '" +
-                             ref["prompt"].get<std::string>() + "' --max-new-tokens 64 --temperature 0 --raw --json 2>/dev/null");
+  const auto r =
+      run_command(test::neftune_bin() + " generate --model " + dir + " --prompt '" + ref["prompt"].get<std::string>() +
+                  "' --max-new-tokens 64 --temperature 0 --raw --json 2>/dev/null");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["prompt_ids"], ref["input_ids"]);
@@ -107,7 +109,8 @@ TEST(Cli, BadInputGivesAClearErrorAndExitCode2) {
       {"seq over model limit", "data: {max_seq_len: 1024}\nmodel: {init: {max_seq_len: 512}}\n", "",
        "data.max_seq_len 1024 exceeds the model's max_position_embeddings 512"},
       {"missing data file", "data: {train: /nonexistent/train.json}\n", "", "/nonexistent/train.json: cannot open"},
-      {"malformed record", "data: {train: " + (d / "bad.json") + "}\n", "", "bad.json: record 1: field 'output' is missing"},
+      {"malformed record", "data: {train: " + (d / "bad.json") + "}\n", "",
+       "bad.json: record 1: field 'output' is missing"},
       {"empty dataset", "data: {train: " + (d / "empty.json") + "}\n", "", "empty dataset"},
       {"missing model dir", "model: {path: /nonexistent/model}\n", "", "/nonexistent/model"},
       {"bad --set", "", "--set train.lr=x", "--set train.lr"},
@@ -142,18 +145,20 @@ TEST(Cli, BrokenCheckpointsAreNamedAndAnExistingFinalSurvives) {
 
   // A checkpoint whose shapes do not match its config.
   fs::create_directories(d / "mismatch");
-  for (const char* f : {"model.safetensors", "tokenizer.model"}) fs::copy_file(src + "/" + f, d / ("mismatch/" + std::string(f)));
+  for (const char* f : {"model.safetensors", "tokenizer.model"})
+    fs::copy_file(src + "/" + f, d / ("mismatch/" + std::string(f)));
   std::string cfg = test::read_file(src + "/config.json");
   cfg.replace(cfg.find("\"intermediate_size\": 172"), 24, "\"intermediate_size\": 180");
   write_file(d / "mismatch/config.json", cfg);
   // A truncated safetensors file.
   fs::create_directories(d / "truncated");
-  for (const char* f : {"config.json", "tokenizer.model"}) fs::copy_file(src + "/" + f, d / ("truncated/" + std::string(f)));
+  for (const char* f : {"config.json", "tokenizer.model"})
+    fs::copy_file(src + "/" + f, d / ("truncated/" + std::string(f)));
   const std::string weights = test::read_file(src + "/model.safetensors");
   write_file(d / "truncated/model.safetensors", weights.substr(0, weights.size() / 2));
 
-  const std::vector<std::pair<std::string, std::string>> cases = {
-      {"mismatch", "config.json implies [180, 64]"}, {"truncated", "truncated"}};
+  const std::vector<std::pair<std::string, std::string>> cases = {{"mismatch", "config.json implies [180, 64]"},
+                                                                  {"truncated", "truncated"}};
   for (const auto& [dir, expect] : cases) {
     write_file(d / "bad.yaml", "output_dir: " + (d / "out") + "\nmodel: {path: " + (d / dir) +
                                    "}\ntokenizer: {kind: sentencepiece}\nlogging: {progress: off}\n");
@@ -171,12 +176,14 @@ TEST(Cli, QuickTrainThenGenerateAndEvalUseFinal) {
   TempDir d;
   write_file(d / "ok.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
   ASSERT_EQ(run_command(train(d / "ok.yaml")).exit_code, 0);
-  const auto gen = run_command(test::neftune_bin() + " generate --model " + (d / "out/final") +
-                               " --prompt 'Reverse the following word.' --input abc --max-new-tokens 8 --json 2>/dev/null");
+  const auto gen =
+      run_command(test::neftune_bin() + " generate --model " + (d / "out/final") +
+                  " --prompt 'Reverse the following word.' --input abc --max-new-tokens 8 --json 2>/dev/null");
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
   const auto j = nlohmann::json::parse(gen.output);
   EXPECT_LE(j["output_ids"].size(), 8u);
-  const auto ev = run_command(test::neftune_bin() + " eval --model " + (d / "out/final") + " --max-samples 8 --json 2>/dev/null");
+  const auto ev =
+      run_command(test::neftune_bin() + " eval --model " + (d / "out/final") + " --max-samples 8 --json 2>/dev/null");
   ASSERT_EQ(ev.exit_code, 0) << ev.output;
   const auto e = nlohmann::json::parse(ev.output);
   EXPECT_TRUE(e.contains("exact_match"));
@@ -187,12 +194,12 @@ TEST(Cli, QuickTrainThenGenerateAndEvalUseFinal) {
 // CLI11 exits with its own codes (105, 106, 109, ...); every bad command line is bad input: 2.
 TEST(Cli, CommandLineErrorsExitWith2) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"", "A subcommand is required"},                                  // CLI11: 106
-      {"train", "config is required"},                                   // 106
-      {"generate --model m --prompt p --bogus", "--bogus"},              // 109
+      {"", "A subcommand is required"},                                             // CLI11: 106
+      {"train", "config is required"},                                              // 106
+      {"generate --model m --prompt p --bogus", "--bogus"},                         // 109
       {"generate --model m --prompt p --max-new-tokens lots", "--max-new-tokens"},  // 101
-      {"export a b --dtype fp16", "--dtype"},                            // 105
-      {"nonsense", "A subcommand is required"},                          // 106
+      {"export a b --dtype fp16", "--dtype"},                                       // 105
+      {"nonsense", "A subcommand is required"},                                     // 106
   };
   for (const auto& [args, expect] : cases) {
     const auto r = run_command(test::neftune_bin() + " " + args);
@@ -254,7 +261,8 @@ TEST(Cli, AModelClaimingAHugeContextRunsInLittleMemory) {
                                " --prompt hi --raw --max-new-tokens 4 --json 2>/dev/null");
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
   EXPECT_EQ(nlohmann::json::parse(gen.output)["text"].get<std::string>(), "aaaa");
-  const auto ev = run_command(test::neftune_bin() + " eval --model " + (d / "m") + " --max-samples 2 --max-new-tokens 2");
+  const auto ev =
+      run_command(test::neftune_bin() + " eval --model " + (d / "m") + " --max-samples 2 --max-new-tokens 2");
   EXPECT_EQ(ev.exit_code, 0) << ev.output;
   // Training: a config.json that says 1e9, and model.init.max_seq_len 1e9.
   int run = 0;
@@ -281,7 +289,8 @@ TEST(Cli, ThreadsBeyondTheCoresAreCappedWithAWarning) {
   EXPECT_THAT(r.output, HasSubstr("train.threads 100000: this process may run on " + n + " core(s); using " + n));
   EXPECT_THAT(r.output, HasSubstr("1 rank(s), 1 per node, " + n + " intra-op thread(s) per rank"));
   write_predictable_model(d / "m", 'x', 64);
-  const auto g = run_command(test::neftune_bin() + " generate --model " + (d / "m") + " --prompt hi --raw --threads 100000");
+  const auto g =
+      run_command(test::neftune_bin() + " generate --model " + (d / "m") + " --prompt hi --raw --threads 100000");
   EXPECT_EQ(g.exit_code, 0) << g.output;
   EXPECT_THAT(g.output, HasSubstr("--threads 100000: this process may run on " + n + " core(s); using " + n));
 }
@@ -290,17 +299,19 @@ TEST(Cli, ThreadsBeyondTheCoresAreCappedWithAWarning) {
 // checkpoint is read (here it does not exist): each error is about the size.
 TEST(Cli, ExportShardSizesAreParsedWithoutOverflow) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"10000000000GB", "is over 1TB"}, {"1e400", "is not a size"},  {"nan", "is not a size"},
-      {"inf", "is not a size"},         {"-5GB", "is not a size"},   {"5XB", "is not a size"},
+      {"10000000000GB", "is over 1TB"}, {"1e400", "is not a size"}, {"nan", "is not a size"},
+      {"inf", "is not a size"},         {"-5GB", "is not a size"},  {"5XB", "is not a size"},
       {"0.1B", "is under 1 byte"},      {"2TiB", "is over 1TB"},
   };
   for (const auto& [size, expect] : cases) {
-    const auto r = run_command(test::neftune_bin() + " export /nonexistent/ckpt /nonexistent/out --max-shard-size " + size);
+    const auto r =
+        run_command(test::neftune_bin() + " export /nonexistent/ckpt /nonexistent/out --max-shard-size " + size);
     EXPECT_EQ(r.exit_code, 2) << size << "\n" << r.output;
     EXPECT_THAT(r.output, HasSubstr("--max-shard-size: '" + size + "' " + expect)) << size;
   }
   for (const std::string size : {"5GB", "500MB", "2GiB", "1e9", "1TB"}) {
-    const auto r = run_command(test::neftune_bin() + " export /nonexistent/ckpt /nonexistent/out --max-shard-size " + size);
+    const auto r =
+        run_command(test::neftune_bin() + " export /nonexistent/ckpt /nonexistent/out --max-shard-size " + size);
     EXPECT_EQ(r.exit_code, 2) << size;
     EXPECT_THAT(r.output, ::testing::Not(HasSubstr("--max-shard-size"))) << size << "\n" << r.output;
   }
@@ -328,9 +339,10 @@ TEST(Cli, AGlobalBatchOverTheTrainingExamplesIsRefusedOnEveryRank) {
 TEST(Cli, AModelThatCannotFitTheMachineIsRefusedBeforeAllocation) {
   TempDir d;
   write_file(d / "t.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
-  const auto r = run_command(train(d / "t.yaml",
-                                   "--set model.init.dim=65536 --set model.init.n_heads=64 --set model.init.n_kv_heads=64 "
-                                   "--set model.init.n_layers=4096 --set model.init.hidden_dim=1048576"));
+  const auto r =
+      run_command(train(d / "t.yaml",
+                        "--set model.init.dim=65536 --set model.init.n_heads=64 --set model.init.n_kv_heads=64 "
+                        "--set model.init.n_layers=4096 --set model.init.hidden_dim=1048576"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("needs at least 14.6 PB per rank for training"));
   EXPECT_THAT(r.output, HasSubstr("but this machine has"));
@@ -358,9 +370,11 @@ TEST(Cli, AnUnwritableOutputOrCheckpointDirExitsWith2OnEveryRank) {
   std::vector<std::pair<std::string, std::string>> cases = {
       {"output_dir=/proc/neftune-out", "output_dir /proc/neftune-out: "},
       {"output_dir=" + (d / "file"), "output_dir " + (d / "file") + ": File exists (a file is in the way"},
-      {"checkpoint.dir=/proc/neftune-ckpt", "checkpoint.dir /proc/neftune-ckpt: No such file or directory (it cannot be "
-                                            "created there"},
-      {"checkpoint.dir=" + (d / "file/ckpt"), "checkpoint.dir " + (d / "file/ckpt") + ": Not a directory (a file is in the way"},
+      {"checkpoint.dir=/proc/neftune-ckpt",
+       "checkpoint.dir /proc/neftune-ckpt: No such file or directory (it cannot be "
+       "created there"},
+      {"checkpoint.dir=" + (d / "file/ckpt"),
+       "checkpoint.dir " + (d / "file/ckpt") + ": Not a directory (a file is in the way"},
   };
   if (::geteuid() != 0) {  // root may write whatever the mode bits say
     fs::create_directories(d / "ro");

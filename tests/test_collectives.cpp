@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "distributed/flat_unit.h"
 #include "distributed/mpi_communicator.h"
 #include "distributed/world.h"
-#include "distributed/flat_unit.h"
 #include "trainer/optim/clip.h"
 
 namespace neftune::dist {
@@ -30,9 +30,10 @@ TEST(Collectives, AllGatherReduceScatterAllReduceBroadcastClosedForms) {
       const at::Tensor in = (at::arange(n, at::kLong) % 8 + base * r).to(dt);
       const at::Tensor out = at::empty({n * N}, in.options());
       c->all_gather(out, in)->wait();
-      for (int64_t s = 0; s < N; ++s)
+      for (int64_t s = 0; s < N; ++s) {
         EXPECT_TRUE(at::equal(out.narrow(0, s * n, n), (at::arange(n, at::kLong) % 8 + base * s).to(dt)))
             << "all_gather dt=" << dt << " n=" << n << " block " << s;
+      }
       // reduce_scatter: out[j] = sum_s in_s[r n + j] with in_s[i] = s + (i % 5) -> N(N-1)/2 + N ((r n + j) % 5).
       const at::Tensor rs_in = (at::arange(n * N, at::kLong) % 5 + r).to(dt);
       const at::Tensor rs_out = at::empty({n}, rs_in.options());
@@ -65,7 +66,7 @@ TEST(Collectives, AsynchronousOpsCompleteWhateverTheWaitOrder) {
   }
   for (int k = 3; k >= 0; --k) works[k]->wait();
   for (int k = 0; k < 4; ++k)
-    for (int64_t s = 0; s < N; ++s) EXPECT_EQ(outs[k][s * 5].item<float>(), static_cast<float>(k * 10 + s));
+    for (int64_t s = 0; s < N; ++s) EXPECT_EQ(outs[k][s * 5].item<float>(), static_cast<float>(int64_t{k} * 10 + s));
 }
 
 TEST(FlatUnit, UnevenSizesArePaddedShardedGatheredAndReduced) {
@@ -99,7 +100,8 @@ TEST(FlatUnit, UnevenSizesArePaddedShardedGatheredAndReduced) {
     const int64_t off = u.shard_offset();
     for (int64_t i = 0; i < u.grads().numel(); ++i) {
       const int64_t flat = off + i;
-      EXPECT_EQ(u.grads()[i].item<double>(), flat < 12 ? total : 0.0) << "mode " << config::to_string(mode) << " i " << flat;
+      EXPECT_EQ(u.grads()[i].item<double>(), flat < 12 ? total : 0.0)
+          << "mode " << config::to_string(mode) << " i " << flat;
       EXPECT_EQ(decays(i), flat >= 3 && flat < 12) << "b decays; a and the padding do not";
     }
     // Global norm over shards = the norm of the unsharded gradient (padding adds nothing).

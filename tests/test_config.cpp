@@ -63,7 +63,8 @@ TEST(Config, ParsesNestedValues) {
 }
 
 TEST(Config, UnknownKeyNamesItAndTheNearestValidOne) {
-  EXPECT_THAT(error_of("train:\n  lrr: 1\n"), HasSubstr("exp.yaml:2: unknown key 'train.lrr' (did you mean 'train.lr'?)"));
+  EXPECT_THAT(error_of("train:\n  lrr: 1\n"),
+              HasSubstr("exp.yaml:2: unknown key 'train.lrr' (did you mean 'train.lr'?)"));
   // A key in the wrong section points to where it lives.
   EXPECT_THAT(error_of("train: {alpha: 5}\n"), HasSubstr("did you mean 'neftune.alpha'?"));
   EXPECT_THAT(error_of("trian: {lr: 1}\n"), HasSubstr("unknown key 'trian'"));
@@ -80,7 +81,8 @@ TEST(Config, TypeErrorsNameTheKeyAndLine) {
 }
 
 TEST(Config, DuplicateKeysAreErrors) {
-  EXPECT_THAT(error_of("train: {lr: 1}\nmodel: {}\ntrain: {seed: 1}\n"), HasSubstr("exp.yaml:3: duplicate key 'train'"));
+  EXPECT_THAT(error_of("train: {lr: 1}\nmodel: {}\ntrain: {seed: 1}\n"),
+              HasSubstr("exp.yaml:3: duplicate key 'train'"));
   EXPECT_THAT(error_of("train:\n  lr: 1\n  lr: 2\n"), HasSubstr("duplicate key 'train.lr'"));
 }
 
@@ -103,21 +105,26 @@ TEST(Config, NegativeAndInconsistentValuesAreRejectedWithAFix) {
 TEST(Config, AbsurdSizesAreRefusedWithTheKeyAndTheBound) {
   EXPECT_THAT(error_of("train: {micro_batch_size: 1e9}\n"),
               HasSubstr("train.micro_batch_size: must be <= 1048576 (got 1000000000)"));
-  EXPECT_THAT(error_of("train: {accumulation_steps: 2000000}\n"), HasSubstr("train.accumulation_steps: must be <= 1048576"));
-  EXPECT_THAT(error_of("model: {init: {n_layers: 1e6}}\n"), HasSubstr("model.init.n_layers: must be <= 4096 (got 1000000)"));
+  EXPECT_THAT(error_of("train: {accumulation_steps: 2000000}\n"),
+              HasSubstr("train.accumulation_steps: must be <= 1048576"));
+  EXPECT_THAT(error_of("model: {init: {n_layers: 1e6}}\n"),
+              HasSubstr("model.init.n_layers: must be <= 4096 (got 1000000)"));
   EXPECT_THAT(error_of("model: {init: {dim: 1e6, n_heads: 4}}\n"), HasSubstr("model.init.dim: must be <= 65536"));
   EXPECT_THAT(error_of("model: {init: {hidden_dim: 1e9}}\n"), HasSubstr("model.init.hidden_dim: must be <= 1048576"));
-  EXPECT_THAT(error_of("model: {init: {max_seq_len: 1e10}}\n"), HasSubstr("model.init.max_seq_len: must be <= 1073741824"));
+  EXPECT_THAT(error_of("model: {init: {max_seq_len: 1e10}}\n"),
+              HasSubstr("model.init.max_seq_len: must be <= 1073741824"));
   EXPECT_THAT(error_of("data: {builtin_train_size: 1e9}\n"), HasSubstr("data.builtin_train_size: must be <= 4194304"));
   EXPECT_THAT(error_of("train: {threads: 1e7}\n"), HasSubstr("train.threads: must be <= 1048576"));
   EXPECT_THAT(error_of("train: {epochs: 1e300, max_steps: null}\n"), HasSubstr("train.epochs: must be in (0, 1e+06]"));
   // At the bounds, and what only needs capping or lazily sized tables, is accepted.
   EXPECT_EQ(error_of("train: {micro_batch_size: 1048576, threads: 100000}\nmodel: {init: {max_seq_len: 1e9}}\n"), "");
-  EXPECT_EQ(error_of("model: {init: {dim: 65536, n_heads: 64, n_kv_heads: 64, n_layers: 4096, hidden_dim: 1048576}}\n"), "");
+  EXPECT_EQ(error_of("model: {init: {dim: 65536, n_heads: 64, n_kv_heads: 64, n_layers: 4096, hidden_dim: 1048576}}\n"),
+            "");
 }
 
 TEST(Config, SetOverridesAndCreatesSections) {
-  const TrainConfig c = parse_config("train: {lr: 1e-3}\n", "x", {"train.lr=5e-4", "model.init.dim=64", "neftune.alpha=null"});
+  const TrainConfig c =
+      parse_config("train: {lr: 1e-3}\n", "x", {"train.lr=5e-4", "model.init.dim=64", "neftune.alpha=null"});
   EXPECT_DOUBLE_EQ(c.train.lr, 5e-4);
   EXPECT_EQ(c.model.init.dim, 64);
   EXPECT_FALSE(c.neftune.alpha.has_value());
@@ -127,7 +134,8 @@ TEST(Config, SetOverridesAndCreatesSections) {
 }
 
 TEST(Config, DumpRoundTripsToTheSameConfig) {
-  const TrainConfig c = parse_config("output_dir: \"out dir/x\"\nmodel: {path: /a/b}\ntrain: {lr: 3.3e-5, epochs: 1.5}\n", "x");
+  const TrainConfig c =
+      parse_config("output_dir: \"out dir/x\"\nmodel: {path: /a/b}\ntrain: {lr: 3.3e-5, epochs: 1.5}\n", "x");
   const std::string dumped = dump_config(c);
   const TrainConfig back = parse_config(dumped, "dumped");
   EXPECT_EQ(dump_config(back), dumped);
@@ -163,9 +171,10 @@ TEST(Config, ExactlyTheListedKeysMayChangeOnResume) {
                                     "data.packing",
                                     "data.pack_length"};
   size_t section_keys = 0;
-  for (const auto& key : all_keys())
+  for (const auto& key : all_keys()) {
     for (const std::string section : {"checkpoint.", "logging.", "distributed."})
       if (key.rfind(section, 0) == 0) section_keys += expected.insert(key).second;
+  }
   EXPECT_GE(section_keys, 15u);  // 4 checkpoint + 4 logging + 7 distributed keys today
   std::set<std::string> flagged;
   for (const auto& key : all_keys())

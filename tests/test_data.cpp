@@ -21,10 +21,10 @@
 namespace neftune::data {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using test::TempDir;
 using test::write_file;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 using test::error_of;
 
@@ -40,8 +40,11 @@ TEST(Template, IsTheAlpacaTemplateEndingWithResponseNewline) {
 
 TEST(Records, ReadsAlpacaArrayJsonlAndDolly) {
   TempDir d;
-  write_file(d / "a.json", R"([{"instruction":"i1","input":"","output":"o1"},{"instruction":"i2","input":"x","output":"o2"}])");
-  write_file(d / "a.jsonl", "{\"instruction\":\"i1\",\"output\":\"o1\"}\n\n{\"instruction\":\"i2\",\"input\":\"x\",\"output\":\"o2\"}\n");
+  write_file(d / "a.json",
+             R"([{"instruction":"i1","input":"","output":"o1"},{"instruction":"i2","input":"x","output":"o2"}])");
+  write_file(
+      d / "a.jsonl",
+      "{\"instruction\":\"i1\",\"output\":\"o1\"}\n\n{\"instruction\":\"i2\",\"input\":\"x\",\"output\":\"o2\"}\n");
   write_file(d / "d.jsonl", R"({"instruction":"q","context":"c","response":"r","category":"open_qa"})");
   for (const auto* name : {"a.json", "a.jsonl"}) {
     const auto r = read_records(d / name, config::DataFormat::alpaca, config::OnMalformed::error);
@@ -67,7 +70,8 @@ TEST(Records, RealAlpacaFixtureLoads) {
 
 TEST(Records, MalformedRecordsNameFileAndIndexOrAreSkippedAndCounted) {
   TempDir d;
-  write_file(d / "bad.json", R"([{"instruction":"i","output":"o"},{"instruction":"i"},{"instruction":"i","output":5}])");
+  write_file(d / "bad.json",
+             R"([{"instruction":"i","output":"o"},{"instruction":"i"},{"instruction":"i","output":5}])");
   EXPECT_THAT(error_of([&] { read_records(d / "bad.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
               HasSubstr("bad.json: record 1: field 'output' is missing"));
   ReadStats st;
@@ -100,8 +104,9 @@ TEST(Records, EmptyOrMissingDatasetsAreErrors) {
   TempDir d;
   write_file(d / "empty.jsonl", "\n  \n");
   write_file(d / "none.json", "[]");
-  EXPECT_THAT(error_of([&] { read_records(d / "empty.jsonl", config::DataFormat::alpaca, config::OnMalformed::error); }),
-              HasSubstr("empty"));
+  EXPECT_THAT(
+      error_of([&] { read_records(d / "empty.jsonl", config::DataFormat::alpaca, config::OnMalformed::error); }),
+      HasSubstr("empty"));
   EXPECT_THAT(error_of([&] { read_records(d / "none.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
               HasSubstr("empty dataset"));
   EXPECT_THAT(error_of([&] { read_records(d / "nope.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
@@ -114,7 +119,8 @@ TEST(Records, AByteOrderMarkIsSkippedInJsonArraysAsInJsonl) {
   TempDir d;
   const std::string bom = "\xEF\xBB\xBF";
   const std::string array = R"([{"instruction":"i1","output":"o1"},{"instruction":"i2","input":"x","output":"o2"}])";
-  const std::string lines = "{\"instruction\":\"i1\",\"output\":\"o1\"}\n{\"instruction\":\"i2\",\"input\":\"x\",\"output\":\"o2\"}\n";
+  const std::string lines =
+      "{\"instruction\":\"i1\",\"output\":\"o1\"}\n{\"instruction\":\"i2\",\"input\":\"x\",\"output\":\"o2\"}\n";
   write_file(d / "plain.json", array);
   write_file(d / "bom.json", bom + array);
   write_file(d / "bom.jsonl", bom + lines);
@@ -130,8 +136,9 @@ TEST(Records, AByteOrderMarkIsSkippedInJsonArraysAsInJsonl) {
     }
   }
   write_file(d / "only_bom.json", bom + "\n");
-  EXPECT_THAT(error_of([&] { read_records(d / "only_bom.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
-              HasSubstr("the data file is empty"));
+  EXPECT_THAT(
+      error_of([&] { read_records(d / "only_bom.json", config::DataFormat::alpaca, config::OnMalformed::error); }),
+      HasSubstr("the data file is empty"));
 }
 
 // A directory opens as a stream on Linux and reads as nothing: it was reported as "the data file is
@@ -143,8 +150,8 @@ TEST(Records, ADirectoryIsReportedAsOneWithItsKey) {
               HasSubstr("data: is a directory, not a data file"));
   tok::ByteTokenizer t;
   for (const char* key : {"train", "eval"}) {
-    const auto cfg =
-        config::parse_config("", "test", {"data.builtin_train_size=16", std::string("data.") + key + "=" + (d / "data")});
+    const auto cfg = config::parse_config(
+        "", "test", {"data.builtin_train_size=16", std::string("data.") + key + "=" + (d / "data")});
     const std::string err = error_of([&] { run::load_datasets(cfg, t); });
     EXPECT_THAT(err, HasSubstr(std::string("config: data.") + key + ": " + (d / "data") + " is a directory")) << key;
     EXPECT_THAT(err, ::testing::Not(HasSubstr("empty"))) << key;
@@ -156,8 +163,9 @@ TEST(Records, ADirectoryIsReportedAsOneWithItsKey) {
 TEST(Datasets, AGlobalBatchOverTheTrainingExamplesIsRefused) {
   tok::ByteTokenizer t;
   auto cfg_with = [](const std::string& mbs, const std::string& accum) {
-    return config::parse_config("", "test", {"data.builtin_train_size=16", "data.builtin_eval_size=0",
-                                             "train.micro_batch_size=" + mbs, "train.accumulation_steps=" + accum});
+    return config::parse_config("", "test",
+                                {"data.builtin_train_size=16", "data.builtin_eval_size=0",
+                                 "train.micro_batch_size=" + mbs, "train.accumulation_steps=" + accum});
   };
   const auto small = cfg_with("4", "2");
   const run::Datasets d = run::load_datasets(small, t);
@@ -169,7 +177,8 @@ TEST(Datasets, AGlobalBatchOverTheTrainingExamplesIsRefused) {
   EXPECT_THAT(error_of([&] { run::check_global_batch(small, 3, d); }), HasSubstr("raise data.builtin_train_size"));
   // 2^20 x 2^20 x 2^30 overflows 64 bits: refused, not wrapped around to something small.
   const auto huge = cfg_with("1048576", "1048576");
-  EXPECT_THAT(error_of([&] { run::check_global_batch(huge, 1 << 30, d); }), HasSubstr("= more than 2^63 samples per step"));
+  EXPECT_THAT(error_of([&] { run::check_global_batch(huge, 1 << 30, d); }),
+              HasSubstr("= more than 2^63 samples per step"));
 }
 
 TEST(Examples, LabelsCoverResponseAndEosOnly) {
@@ -219,7 +228,8 @@ TEST(Examples, TokenizingStopsWhenAStopIsRequested) {
   const auto stop_at_third = [&] { return ++asked == 3; };
   EXPECT_THAT(error_of([&] { make_examples(rs, t, 512, config::TooLong::error, "f.json", nullptr, stop_at_third); }),
               HasSubstr("f.json: stop requested while tokenizing (record 512 of 1000)"));
-  EXPECT_THROW(make_examples(rs, t, 512, config::TooLong::error, "f.json", nullptr, [] { return true; }), StopRequested);
+  EXPECT_THROW(make_examples(rs, t, 512, config::TooLong::error, "f.json", nullptr, [] { return true; }),
+               StopRequested);
   EXPECT_EQ(make_examples(rs, t, 512, config::TooLong::error, "f.json", nullptr, [] { return false; }).size(), 1000u);
 }
 
@@ -302,25 +312,26 @@ TEST(Sampler, EachEpochIsAPermutationAndDrawsCrossEpochs) {
 // bytes where UTF-8 has its edge cases.
 TEST(Utf8, IllFormedBytesBecomeReplacementCharacters) {
   using tok::utf8::lossy;
-  for (const std::string ok : {"", "plain ascii", "caf\xC3\xA9", "\xE2\x82\xAC 5", "\xF0\x9F\x98\x80",
-                               "\xF4\x8F\xBF\xBF", "\xED\x9F\xBF"})
+  for (const std::string ok :
+       {"", "plain ascii", "caf\xC3\xA9", "\xE2\x82\xAC 5", "\xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF", "\xED\x9F\xBF"})
     EXPECT_EQ(lossy(ok), ok);
   const std::string r = "\xEF\xBF\xBD";
   EXPECT_EQ(lossy("\x61\xF1\x80\x80\xE1\x80\xC2\x62\x80\x63\x80\xBF\x64"),
-            "a" + r + r + r + "b" + r + "c" + r + r + "d");      // Table 3-8
-  EXPECT_EQ(lossy("ab\xE2\x82"), "ab" + r);                // a character cut by max_new_tokens
-  EXPECT_EQ(lossy("\xC3\xC3"), r + r);                     // two lead bytes
-  EXPECT_EQ(lossy("\xC0\xAF"), r + r);                     // overlong '/'
-  EXPECT_EQ(lossy("\xED\xA0\x80"), r + r + r);             // a surrogate
-  EXPECT_EQ(lossy("\xF4\x90\x80\x80"), r + r + r + r);     // above U+10FFFF
+            "a" + r + r + r + "b" + r + "c" + r + r + "d");  // Table 3-8
+  EXPECT_EQ(lossy("ab\xE2\x82"), "ab" + r);                  // a character cut by max_new_tokens
+  EXPECT_EQ(lossy("\xC3\xC3"), r + r);                       // two lead bytes
+  EXPECT_EQ(lossy("\xC0\xAF"), r + r);                       // overlong '/'
+  EXPECT_EQ(lossy("\xED\xA0\x80"), r + r + r);               // a surrogate
+  EXPECT_EQ(lossy("\xF4\x90\x80\x80"), r + r + r + r);       // above U+10FFFF
   const unsigned char edges[] = {0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2,
                                  0xDF, 0xE0, 0xE1, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF4, 0xF5, 0xFF};
   std::mt19937 rng(2024);
   for (int i = 0; i < 20000; ++i) {
     std::string bytes;
     for (int n = static_cast<int>(rng() % 9); n > 0; --n) bytes += static_cast<char>(edges[rng() % sizeof edges]);
-    const std::string reference = nlohmann::json::parse(
-        nlohmann::json(bytes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).get<std::string>();
+    const std::string reference =
+        nlohmann::json::parse(nlohmann::json(bytes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+            .get<std::string>();
     ASSERT_EQ(lossy(bytes), reference) << ::testing::PrintToString(bytes);
   }
 }

@@ -52,7 +52,7 @@ TEST(DistEquivalence, ShardedRunsMatchTheOneRankRunWithScaledAccumulation) {
       if (world.rank == 0) {
         dist::World single;
         single.host = dist::make_local_communicator();
-        ref = run(make_config(dir / ("ref_" + sharding), 2 * N, "none", true), single);
+        ref = run(make_config(dir / ("ref_" + sharding), int64_t{2} * N, "none", true), single);
       }
       const RunResult got = run(make_config(dir / ("n_" + sharding), 2, sharding, reduce_every), world);
       if (world.rank != 0) continue;

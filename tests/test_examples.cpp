@@ -16,9 +16,9 @@ namespace neftune {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using test::run_command;
 using test::TempDir;
+using ::testing::HasSubstr;
 
 const std::string kSource = NEFTUNE_SOURCE_DIR;
 
@@ -62,8 +62,9 @@ TEST(Examples, TinyLlama3ChatTrainsExportsChatsAndEvals) {
   const std::string cfg = test::read_file(out + "/final/config.json");
   EXPECT_THAT(cfg, HasSubstr("\"rope_type\": \"llama3\""));
 
-  const auto gen = run_command(test::neftune_bin() + " generate --model " + out +
-                               "/final --chat --prompt \"Give me a synonym for happy.\" --max-new-tokens 8 --json 2>&1");
+  const auto gen =
+      run_command(test::neftune_bin() + " generate --model " + out +
+                  "/final --chat --prompt \"Give me a synonym for happy.\" --max-new-tokens 8 --json 2>&1");
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
   EXPECT_THAT(gen.output, HasSubstr("\"text\""));
 

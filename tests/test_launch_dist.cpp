@@ -13,10 +13,10 @@ namespace neftune {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using test::run_command;
 using test::TempDir;
 using test::write_file;
+using ::testing::HasSubstr;
 
 using test::mpirun;
 

@@ -108,13 +108,14 @@ TEST(Rope, TablesCoverTheLengthsUsedAndAPositionNeverDependsOnTheLength) {
   // rounds inv_freq and p * inv_freq to fp32 (relative 6e-8 of angles up to 300 rad).
   const int64_t hd = c.head_dim;
   double worst = 0;
-  for (int64_t p = 0; p < 300; p += 7)
+  for (int64_t p = 0; p < 300; p += 7) {
     for (int64_t j = 0; j < hd; ++j) {
       const double angle =
           static_cast<double>(p) / std::pow(c.rope_theta, 2.0 * static_cast<double>(j % (hd / 2)) / hd);
       worst = std::max(worst, std::abs(a.cos[p][j].item<double>() - std::cos(angle)));
       worst = std::max(worst, std::abs(a.sin[p][j].item<double>() - std::sin(angle)));
     }
+  }
   EXPECT_LT(worst, 1e-4);
   // Never past the model's own limit.
   c.max_position_embeddings = 100;

@@ -114,7 +114,7 @@ TEST(LossChunks, SameLossAndGradientsAsAllPositionsAtOnce) {
 
 TEST(LossChunks, PeakMemoryFollowsTheChunk) {
   // The head stage alone on leaf tensors: 64 rows, a 4096-word vocabulary, d = 16.
-  constexpr int64_t n = 64, vocab = 4096, d = 16;
+  const int64_t n = 64, vocab = 4096, d = 16;
   config::ModelInit init;
   init.dim = d;
   init.n_heads = init.n_kv_heads = 1;

@@ -131,9 +131,10 @@ TEST(ModelFixture, ShardedLossAndGradientsMatchFloat64Autograd) {
   EXPECT_NEAR(r.loss_sum.item<double>() / 11.0, ref["loss"]["value"].get<double>(), 1e-5);
 
   std::map<std::string, at::Tensor> grads;
-  for (auto* u : m.units())
+  for (auto* u : m.units()) {
     for (size_t i = 0; i < u->layout().params.size(); ++i)
       grads[u->layout().params[i].name] = u->param_of(u->grads(), i);
+  }
   ASSERT_EQ(grads.size(), ref["grad_l2_norm"].size());
   // fp32 against float64: the fixture advises a relative tolerance of 1e-4 to 1e-3.
   for (const auto& [name, norm] : ref["grad_l2_norm"].items()) {

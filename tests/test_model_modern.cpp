@@ -152,32 +152,50 @@ struct RandomModel {
 };
 
 std::vector<RandomModel> random_models() {
-  const json common = {{"hidden_size", 32},         {"intermediate_size", 64},      {"num_hidden_layers", 2},
-                       {"num_attention_heads", 4},  {"num_key_value_heads", 2},     {"vocab_size", 50},
-                       {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-6},     {"rope_theta", 10000.0},
-                       {"hidden_act", "silu"},      {"bos_token_id", 1},            {"eos_token_id", 2},
+  const json common = {{"hidden_size", 32},
+                       {"intermediate_size", 64},
+                       {"num_hidden_layers", 2},
+                       {"num_attention_heads", 4},
+                       {"num_key_value_heads", 2},
+                       {"vocab_size", 50},
+                       {"max_position_embeddings", 64},
+                       {"rms_norm_eps", 1e-6},
+                       {"rope_theta", 10000.0},
+                       {"hidden_act", "silu"},
+                       {"bos_token_id", 1},
+                       {"eos_token_id", 2},
                        {"torch_dtype", "float32"}};
   Arch base;
   base.d = 32, base.f = 64, base.layers = 2, base.heads = 4, base.kv_heads = 2, base.head_dim = 8, base.vocab = 50;
   std::vector<RandomModel> out;
   {  // Mistral: a window of 5 over 24 positions; head_dim 16 with hidden 32 / 4 heads (q width 64).
     RandomModel m{"mistral", common, base};
-    m.config.update({{"model_type", "mistral"}, {"architectures", {"MistralForCausalLM"}}, {"head_dim", 16},
-                     {"sliding_window", 5}, {"tie_word_embeddings", false}});
+    m.config.update({{"model_type", "mistral"},
+                     {"architectures", {"MistralForCausalLM"}},
+                     {"head_dim", 16},
+                     {"sliding_window", 5},
+                     {"tie_word_embeddings", false}});
     m.arch.head_dim = 16, m.arch.window = 5;
     out.push_back(m);
   }
   {  // Llama with attention_bias (q/k/v/o biases) and linear RoPE scaling, tied head.
     RandomModel m{"llama_bias_linear", common, base};
-    m.config.update({{"model_type", "llama"}, {"architectures", {"LlamaForCausalLM"}}, {"attention_bias", true},
-                     {"rope_scaling", {{"type", "linear"}, {"factor", 2.0}}}, {"tie_word_embeddings", true}});
+    m.config.update({{"model_type", "llama"},
+                     {"architectures", {"LlamaForCausalLM"}},
+                     {"attention_bias", true},
+                     {"rope_scaling", {{"type", "linear"}, {"factor", 2.0}}},
+                     {"tie_word_embeddings", true}});
     m.arch.qkv_bias = m.arch.o_bias = m.arch.tied = true, m.arch.linear_factor = 2.0;
     out.push_back(m);
   }
   {  // Qwen3 with attention_bias; its unused sliding_window (use_sliding_window false) must change nothing.
     RandomModel m{"qwen3_bias", common, base};
-    m.config.update({{"model_type", "qwen3"}, {"architectures", {"Qwen3ForCausalLM"}}, {"head_dim", 16},
-                     {"attention_bias", true}, {"use_sliding_window", false}, {"sliding_window", 4},
+    m.config.update({{"model_type", "qwen3"},
+                     {"architectures", {"Qwen3ForCausalLM"}},
+                     {"head_dim", 16},
+                     {"attention_bias", true},
+                     {"use_sliding_window", false},
+                     {"sliding_window", 4},
                      {"tie_word_embeddings", false}});
     m.arch.head_dim = 16, m.arch.qkv_bias = m.arch.o_bias = m.arch.qk_norm = true;
     out.push_back(m);
@@ -192,8 +210,10 @@ Weights random_weights(const model::LlamaConfig& c, uint64_t seed) {
   for (const auto& p : model::all_params(c)) {
     const bool bias = p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0;
     at::Tensor t = at::randn(p.shape, at::kDouble);
-    if (p.shape.size() == 2) t = t * (p.name == model::kEmbedName ? 1.0 : 1.5 / std::sqrt(double(p.shape[1])));
-    else t = bias ? t * 0.5 : 1.0 + 0.2 * t;
+    if (p.shape.size() == 2)
+      t = t * (p.name == model::kEmbedName ? 1.0 : 1.5 / std::sqrt(double(p.shape[1])));
+    else
+      t = bias ? t * 0.5 : 1.0 + 0.2 * t;
     w[p.name] = t;
   }
   return w;
@@ -455,8 +475,7 @@ TEST(ModernRoundTrip, TrainedAtLrZeroExportedAndReloaded) {
 TEST(ModernRoundTrip, InitMakesALlama3ArchitectureModel) {
   test::TempDir d;
   const std::vector<std::string> sets = {"model.init.rope_theta=500000", "model.init.rope_scaling.type=llama3",
-                                         "model.init.rope_scaling.original_context=64",
-                                         "train.max_steps=2"};
+                                         "model.init.rope_scaling.original_context=64", "train.max_steps=2"};
   {
     run::Trainer t(test::small_train_config(d / "run", sets), dist::world());
     t.train();
@@ -475,8 +494,8 @@ TEST(ModernRoundTrip, InitMakesALlama3ArchitectureModel) {
   EXPECT_EQ(m.config().to_json_text(), test::read_file(d / "run/final/config.json"));
 
   EXPECT_THAT(test::error_of([&] {
-                config::parse_config("", "t", {"model.init.rope_scaling.type=llama3",
-                                               "model.init.rope_scaling.high_freq_factor=0.5"});
+                config::parse_config(
+                    "", "t", {"model.init.rope_scaling.type=llama3", "model.init.rope_scaling.high_freq_factor=0.5"});
               }),
               HasSubstr("model.init.rope_scaling.high_freq_factor: must be > low_freq_factor"));
 }
@@ -526,10 +545,9 @@ TEST(ModernCheckpoint, ResumeIsBitExact) {
     json cfg = test::read_json(dir + "/config.json");
     cfg["rope_theta"] = 20000.0;
     test::write_file(other + "/config.json", cfg.dump());
-    EXPECT_THAT(test::error_of([&] {
-                  run::Trainer t(test::small_train_config(d / "b", fixture_run(other)), dist::world());
-                }),
-                HasSubstr("written for a different model (rope_theta 1000000.0 vs 20000.0)"));
+    EXPECT_THAT(
+        test::error_of([&] { run::Trainer t(test::small_train_config(d / "b", fixture_run(other)), dist::world()); }),
+        HasSubstr("written for a different model (rope_theta 1000000.0 vs 20000.0)"));
   }
 }
 
@@ -581,8 +599,12 @@ TEST(ModernConfig, WhatIsNotComputedIsRefusedNamingTheField) {
   mistral["sliding_window"] = nullptr;
   EXPECT_FALSE(model::LlamaConfig::from_json_text(mistral.dump(), "m").sliding_window.has_value());
   const json v5 = {{"rope_parameters",
-                    {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 32.0}, {"low_freq_factor", 1.0},
-                     {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}}}};
+                    {{"rope_type", "llama3"},
+                     {"rope_theta", 500000.0},
+                     {"factor", 32.0},
+                     {"low_freq_factor", 1.0},
+                     {"high_freq_factor", 4.0},
+                     {"original_max_position_embeddings", 8192}}}};
   json j = base;
   j.merge_patch(v5);
   const model::LlamaConfig c = model::LlamaConfig::from_json_text(j.dump(), "v5");
@@ -625,16 +647,15 @@ TEST(ModernDist, ShardedRunsMatchTheOneRankRunAndReshardOnResume) {
         (fs::temp_directory_path() / ("neftune-modern-" + std::to_string(int64_t(pid)) + "-" + family)).string();
     test::TempDir d;
     auto cfg = [&](const std::string& out, int64_t accumulation, const std::string& checkpoint_dir) {
-      return test::small_train_config(out, {"model.path=" + dir, "train.max_steps=8",
-                                            "train.accumulation_steps=" + std::to_string(accumulation),
-                                            "train.max_grad_norm=1.0", "distributed.sharding=full",
-                                            "checkpoint.dir=" + checkpoint_dir});
+      return test::small_train_config(
+          out, {"model.path=" + dir, "train.max_steps=8", "train.accumulation_steps=" + std::to_string(accumulation),
+                "train.max_grad_norm=1.0", "distributed.sharding=full", "checkpoint.dir=" + checkpoint_dir});
     };
     RunResult ref, got;
     if (world.rank == 0) {  // 8 steps on one rank, N x the accumulation
       dist::World single;
       single.host = dist::make_local_communicator();
-      run::Trainer t(cfg(d / "ref", 2 * N, d / "ref_checkpoints"), single);
+      run::Trainer t(cfg(d / "ref", int64_t{2} * N, d / "ref_checkpoints"), single);
       for (int i = 0; i < 8; ++i) ref.loss.push_back(t.train_step().loss);
       ref.weights = full_weights(t);
       fs::remove_all(shared);
@@ -645,9 +666,11 @@ TEST(ModernDist, ShardedRunsMatchTheOneRankRunAndReshardOnResume) {
       for (int i = 0; i < 4; ++i) got.loss.push_back(t.train_step().loss);
       t.save_checkpoint();
       bool has_new = false;
-      for (auto* u : t.model().units())
+      for (auto* u : t.model().units()) {
         for (const auto& p : u->layout().params)
-          has_new = has_new || p.name.find(std::string(family) == "qwen2" ? "q_proj.bias" : "q_norm") != std::string::npos;
+          has_new =
+              has_new || p.name.find(std::string(family) == "qwen2" ? "q_proj.bias" : "q_norm") != std::string::npos;
+      }
       EXPECT_TRUE(has_new) << "the flat units hold the architecture's own tensors";
     }
     world.host->barrier();
@@ -655,7 +678,7 @@ TEST(ModernDist, ShardedRunsMatchTheOneRankRunAndReshardOnResume) {
     {  // resumed on one rank from the N-rank checkpoint: re-sliced
       dist::World single;
       single.host = dist::make_local_communicator();
-      run::Trainer t(cfg(d / "resumed", 2 * N, shared), single);
+      run::Trainer t(cfg(d / "resumed", int64_t{2} * N, shared), single);
       for (int i = 0; i < 4; ++i) got.loss.push_back(t.train_step().loss);
       got.weights = full_weights(t);
     }

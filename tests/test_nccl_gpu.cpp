@@ -69,7 +69,7 @@ TEST_P(NcclGpu, AllGatherConcatenatesRanks) {
 
 TEST_P(NcclGpu, ReduceScatterSumsThisRanksSlice) {
   const int64_t P = comm_->size(), r = comm_->rank();
-  const double S = static_cast<double>(P * (P + 1) / 2);  // sum over ranks q of (q + 1)
+  const double S = static_cast<double>(P * (P + 1)) / 2;  // sum over ranks q of (q + 1)
   for (const int64_t n : kSizes) {
     // in[j] = (rank + 1) * (j % 7): the slice sums to S * (j % 7) <= 6 * S (exact for up to 8 ranks).
     const at::Tensor in = (pattern(P * n, 7) * static_cast<double>(r + 1)).to(opts());
@@ -81,7 +81,7 @@ TEST_P(NcclGpu, ReduceScatterSumsThisRanksSlice) {
 
 TEST_P(NcclGpu, AllReduceSumMaxMin) {
   const int64_t P = comm_->size(), r = comm_->rank();
-  const double S = static_cast<double>(P * (P + 1) / 2);
+  const double S = static_cast<double>(P * (P + 1)) / 2;
   for (const int64_t n : kSizes) {
     const at::Tensor base = pattern(n, 7);
     for (const auto op : {dist::ReduceOp::sum, dist::ReduceOp::max, dist::ReduceOp::min}) {
@@ -97,7 +97,8 @@ TEST_P(NcclGpu, BroadcastFromEveryRoot) {
   const int64_t P = comm_->size(), r = comm_->rank();
   for (const int64_t n : kSizes) {
     for (int64_t root = 0; root < P; ++root) {
-      const at::Tensor t = r == root ? (pattern(n, 97) + static_cast<double>(root)).to(opts()) : at::full({n}, -1.0, opts());
+      const at::Tensor t =
+          r == root ? (pattern(n, 97) + static_cast<double>(root)).to(opts()) : at::full({n}, -1.0, opts());
       comm_->broadcast(t, static_cast<int>(root))->wait();
       expect_equal(t, pattern(n, 97) + static_cast<double>(root), "broadcast");
     }
@@ -118,11 +119,13 @@ TEST_P(NcclGpu, DroppedInputIsNotReusedWhileTheCollectiveRuns) {
   const int64_t big = (int64_t{1} << 30) / static_cast<int64_t>(at::elementSize(GetParam()));
   const at::Tensor busy_in = at::ones({big}, opts()), busy_out = at::empty({P * big}, opts());
   std::vector<dist::WorkPtr> busy;
+  busy.reserve(8);
   for (int i = 0; i < 8; ++i) busy.push_back(comm_->all_gather(busy_out, busy_in));
 
   const dist::WorkPtr work = comm_->all_gather(out, *in);
-  in.reset();  // only the collective still refers to its memory
+  in.reset();                          // only the collective still refers to its memory
   std::vector<at::Tensor> overwrites;  // same size, same stream: the first candidates for its block
+  overwrites.reserve(4);
   for (int i = 0; i < 4; ++i) overwrites.push_back(at::full({n}, 255.0, opts()));
   work->wait();
   for (auto& w : busy) w->wait();

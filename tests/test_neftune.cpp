@@ -28,7 +28,8 @@ TEST(Neftune, PerSampleScaleBoundZeroPaddingAndNormAlphaOverSqrt3) {
       EXPECT_LE(real.abs().max().item<double>(), bound * (1 + 1e-6)) << "d=" << d << " i=" << i;
       // ||delta_i|| = alpha/sqrt(L_i d) * ||u|| ~ alpha/sqrt(3) whatever L_i and d (5 sd tolerance).
       const double norm = real.norm().item<double>();
-      EXPECT_NEAR(norm, alpha / std::sqrt(3.0), 5 * norm_rel_sd(li * d) * alpha / std::sqrt(3.0)) << "d=" << d << " i=" << i;
+      EXPECT_NEAR(norm, alpha / std::sqrt(3.0), 5 * norm_rel_sd(li * d) * alpha / std::sqrt(3.0))
+          << "d=" << d << " i=" << i;
       // The padded-length formula (HF Trainer) would give alpha/sqrt(3) * sqrt(L_i / L): far outside for short samples.
       if (li < 25) {
         EXPECT_GT(norm, 1.5 * alpha / std::sqrt(3.0) * std::sqrt(li / 50.0));

@@ -84,8 +84,8 @@ TEST(AdamW, NoDecayOutsideTheRanges) {
 
 // The update as it was written with a full-size 0/1 decay mask (1 where decay applies): the one-pass
 // CPU loop and the op chain, kept here as the reference for the range form.
-void mask_update_fused(at::Tensor& param, const at::Tensor& grad, AdamWState& state, const at::Tensor& mask,
-                       double lr, int64_t step, const AdamWOptions& o) {
+void mask_update_fused(at::Tensor& param, const at::Tensor& grad, AdamWState& state, const at::Tensor& mask, double lr,
+                       int64_t step, const AdamWOptions& o) {
   const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
   float* p = param.data_ptr<float>();
@@ -109,8 +109,8 @@ void mask_update_fused(at::Tensor& param, const at::Tensor& grad, AdamWState& st
   }
 }
 
-void mask_update_chain(at::Tensor& param, const at::Tensor& grad, AdamWState& state, const at::Tensor& mask,
-                       double lr, int64_t step, const AdamWOptions& o) {
+void mask_update_chain(at::Tensor& param, const at::Tensor& grad, AdamWState& state, const at::Tensor& mask, double lr,
+                       int64_t step, const AdamWOptions& o) {
   const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
   param.addcmul_(param, mask, -lr * o.weight_decay);
@@ -133,7 +133,8 @@ TEST(AdamW, DecayRangesGiveTheMaskFormulationsResultBitForBit) {
       if (params[i].decay) full_mask.narrow(0, layout.offsets[i], params[i].numel()).fill_(1.0);
     if (world == 4) {
       ASSERT_EQ(layout.padded_numel, 141780);  // 141777 values + 3 of padding
-      EXPECT_EQ(layout.decay_ranges(2 * 35445, 35445), (std::vector<IndexRange>{{0, 91000 - 70890}, {91777 - 70890, 35445}}));
+      EXPECT_EQ(layout.decay_ranges(int64_t{2} * 35445, 35445),
+                (std::vector<IndexRange>{{0, 91000 - 70890}, {91777 - 70890, 35445}}));
       EXPECT_EQ(layout.decay_ranges(3 * 35445, 35445), (std::vector<IndexRange>{{0, 141777 - 106335}}));
     }
     for (int64_t rank = 0; rank < world; ++rank) {
@@ -172,8 +173,7 @@ TEST(AdamW, DecayRangesGiveTheMaskFormulationsResultBitForBit) {
       AdamWState sp;
       torch::manual_seed(rank);
       (void)at::randn({n});
-      for (int step = 1; step <= 3; ++step)
-        adamw_update(plain, at::randn({n}) * 1e-2, sp, {}, 3e-3, step, o);
+      for (int step = 1; step <= 3; ++step) adamw_update(plain, at::randn({n}) * 1e-2, sp, {}, 3e-3, step, o);
       EXPECT_TRUE(at::equal(plain.masked_select(mask == 0), fused.masked_select(mask == 0)));
       if (!ranges.empty()) {
         EXPECT_FALSE(at::equal(plain.masked_select(mask == 1), fused.masked_select(mask == 1)));

@@ -75,7 +75,8 @@ TEST(Packing, SamplesLieWholeInRowsWithPositionsRestartingAndTheirOwnTargets) {
     EXPECT_EQ(tgt[s.row][s.start + s.length - 1], -100);
   }
   // The target index lists exactly the targets, in flat order.
-  at::Tensor sorted_packed = std::get<0>(packed.target_ids.sort()), sorted_padded = std::get<0>(padded.target_ids.sort());
+  at::Tensor sorted_packed = std::get<0>(packed.target_ids.sort()),
+             sorted_padded = std::get<0>(padded.target_ids.sort());
   EXPECT_TRUE(at::equal(sorted_packed, sorted_padded));
   EXPECT_TRUE(at::equal(packed.targets.reshape({-1}).index_select(0, packed.target_rows), packed.target_ids));
   // A sample longer than a row is refused, never split.
@@ -89,10 +90,10 @@ TEST(Packing, EachSampleGetsTheNoiseOfItsOwnLengthAndKeyNotThePackedLengths) {
   const double alpha = 5.0;
   const data::Batch padded = data::collate(ex, picks, 0);
   const data::Batch packed = data::pack(ex, picks, 0, 140);
-  const at::Tensor n_pad = add_neftune_noise(at::zeros({padded.input_ids.size(0), padded.input_ids.size(1), d}), padded,
-                                             7, 3, alpha);
-  const at::Tensor n_pack = add_neftune_noise(at::zeros({packed.input_ids.size(0), packed.input_ids.size(1), d}),
-                                              packed, 7, 3, alpha);
+  const at::Tensor n_pad =
+      add_neftune_noise(at::zeros({padded.input_ids.size(0), padded.input_ids.size(1), d}), padded, 7, 3, alpha);
+  const at::Tensor n_pack =
+      add_neftune_noise(at::zeros({packed.input_ids.size(0), packed.input_ids.size(1), d}), packed, 7, 3, alpha);
   const int64_t P = packed.input_ids.size(1);
   at::Tensor covered = at::zeros({packed.input_ids.size(0), P}, at::kBool);
   int short_samples = 0;
@@ -125,20 +126,24 @@ at::Tensor dense_reference(const at::Tensor& q, const at::Tensor& k, const at::T
                            const std::vector<data::Segment>& segs, int64_t window) {
   const int64_t R = q.size(0), P = q.size(2);
   at::Tensor sample = at::full({R, P}, -1, at::kLong), pos = at::zeros({R, P}, at::kLong);
-  for (size_t i = 0; i < segs.size(); ++i)
+  for (size_t i = 0; i < segs.size(); ++i) {
     for (int64_t t = 0; t < segs[i].length; ++t) {
       sample[segs[i].row][segs[i].start + t] = static_cast<int64_t>(i);
       pos[segs[i].row][segs[i].start + t] = t;
     }
+  }
   at::Tensor allowed = at::zeros({R, 1, P, P}, at::kBool);
   auto a = allowed.accessor<bool, 4>();
   auto sa = sample.accessor<int64_t, 2>();
   auto pa = pos.accessor<int64_t, 2>();
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t i = 0; i < P; ++i)
-      for (int64_t j = 0; j < P; ++j)
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t i = 0; i < P; ++i) {
+      for (int64_t j = 0; j < P; ++j) {
         a[r][0][i][j] = sa[r][i] >= 0 && sa[r][i] == sa[r][j] && pa[r][j] <= pa[r][i] &&
                         (window == 0 || pa[r][i] - pa[r][j] < window);
+      }
+    }
+  }
   const at::Tensor qd = q.to(at::kDouble), kd = k.to(at::kDouble), vd = v.to(at::kDouble);
   at::Tensor scores = at::matmul(qd, kd.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
   scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
@@ -177,19 +182,24 @@ TEST(PackedLayer, EverySampleGetsTheOutputItGetsAloneInAPaddedRow) {
   at::manual_seed(4);
   const std::vector<int64_t> lengths = {13, 2, 30, 9, 21};
   const std::vector<data::Segment> segs = {{0, 0, 13}, {0, 13, 2}, {1, 0, 30}, {2, 0, 9}, {2, 9, 21}};
-  for (const auto& [type, window] : std::vector<std::pair<model::ModelType, std::optional<int64_t>>>{
-           {model::ModelType::llama, std::nullopt}, {model::ModelType::qwen2, std::nullopt},
-           {model::ModelType::qwen3, std::nullopt}, {model::ModelType::mistral, 5}}) {
+  for (const auto& [type, window] :
+       std::vector<std::pair<model::ModelType, std::optional<int64_t>>>{{model::ModelType::llama, std::nullopt},
+                                                                        {model::ModelType::qwen2, std::nullopt},
+                                                                        {model::ModelType::qwen3, std::nullopt},
+                                                                        {model::ModelType::mistral, 5}}) {
     const model::LlamaConfig c = tiny_llama(type, window);
     std::vector<at::Tensor> t;
-    for (const auto& p : model::layer_params(c)) t.push_back(at::randn(p.shape) * (p.shape.size() == 1 ? 0.1 : 0.3) + (p.shape.size() == 1 ? 1.0 : 0.0));
+    for (const auto& p : model::layer_params(c))
+      t.push_back(at::randn(p.shape) * (p.shape.size() == 1 ? 0.1 : 0.3) + (p.shape.size() == 1 ? 1.0 : 0.0));
     const model::LayerWeights w = model::LayerWeights::from(c, t);
     model::Rope rope(c, at::kCPU);
     rope.reserve(30);
     const at::Tensor padded_x = at::randn({5, 30, 32});
     at::Tensor packed_x = at::zeros({3, 30, 32}), positions = at::zeros({3, 30}, at::kLong);
     for (size_t i = 0; i < segs.size(); ++i) {
-      packed_x[segs[i].row].narrow(0, segs[i].start, lengths[i]).copy_(padded_x[static_cast<int64_t>(i)].narrow(0, 0, lengths[i]));
+      packed_x[segs[i].row]
+          .narrow(0, segs[i].start, lengths[i])
+          .copy_(padded_x[static_cast<int64_t>(i)].narrow(0, 0, lengths[i]));
       positions[segs[i].row].narrow(0, segs[i].start, lengths[i]).copy_(at::arange(lengths[i], at::kLong));
     }
     const at::Tensor padded_y = model::decoder_layer(c, w, padded_x, rope, 0);
@@ -235,9 +245,9 @@ TrainRun train_20(const config::TrainConfig& cfg) {
 TEST(PackedTraining, TwentyStepsMatchPaddedBatchesWithAccumulationAndNeftune) {
   const int N = dist::world().size;
   test::TempDir dir;
-  const std::vector<std::string> common = {"train.micro_batch_size=4", "train.accumulation_steps=2",
-                                           "train.max_steps=20", "train.max_grad_norm=1.0", "neftune.alpha=5",
-                                           "data.builtin_eval_size=8", "data.max_seq_len=400"};
+  const std::vector<std::string> common = {
+      "train.micro_batch_size=4", "train.accumulation_steps=2", "train.max_steps=20",  "train.max_grad_norm=1.0",
+      "neftune.alpha=5",          "data.builtin_eval_size=8",   "data.max_seq_len=400"};
   auto with = [&](const std::string& out, std::vector<std::string> extra) {
     extra.insert(extra.begin(), common.begin(), common.end());
     return test::small_train_config(dir / out, extra);

@@ -14,8 +14,8 @@
 namespace neftune::io {
 namespace {
 
-using ::testing::HasSubstr;
 using test::TempDir;
+using ::testing::HasSubstr;
 
 // A file built by hand: 8-byte length, header text, data bytes.
 std::string make_file(const std::string& header, size_t data_bytes) {
@@ -90,7 +90,8 @@ TEST(Safetensors, RejectsTruncatedAndLyingFiles) {
               HasSubstr("truncated?"));
   EXPECT_THAT(parse_error(make_file(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)),
               HasSubstr("non-negative"));
-  EXPECT_THAT(parse_error(make_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}})", 4)),
+  EXPECT_THAT(parse_error(make_file(
+                  R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}})", 4)),
               HasSubstr("overflows"));
 }
 
@@ -122,13 +123,14 @@ TEST(Crc32c, AnyAlignmentAndSplitGiveTheSameValue) {
   std::mt19937 rng(3);
   std::string data(4099, '\0');
   for (auto& c : data) c = static_cast<char>(rng());
-  for (size_t offset = 0; offset < 9; ++offset)
+  for (size_t offset = 0; offset < 9; ++offset) {
     for (size_t len : {0ul, 1ul, 7ul, 8ul, 9ul, 63ul, 4090ul}) {
       const uint32_t ref = crc32c_extend_portable(0, data.data() + offset, len);
       EXPECT_EQ(crc32c_extend(0, data.data() + offset, len), ref) << offset << " " << len;
       const size_t cut = len / 3;
       EXPECT_EQ(crc32c_extend(crc32c_extend(0, data.data() + offset, cut), data.data() + offset + cut, len - cut), ref);
     }
+  }
 }
 
 // SafetensorsWriter's running checksum is the finished file's (what checkpoints store in meta.json).

@@ -85,7 +85,7 @@ void wait_for_exit(pid_t pid) {
 // A daemon under mpirun in its own process group.
 class Daemon {
  public:
-  Daemon(const std::string& spool, std::vector<std::string> extra = {}, int ranks = 2) : spool_(spool) {
+  Daemon(const std::string& spool, const std::vector<std::string>& extra = {}, int ranks = 2) : spool_(spool) {
     fs::remove(fs::path(spool) / "daemon.json");
     pid_ = fork();
     if (pid_ == 0) {
@@ -143,7 +143,7 @@ class Daemon {
     }
     return code_;
   }
-  void signal(int sig) { kill(pid_, sig); }       // mpirun forwards SIGUSR1 to the ranks
+  void signal(int sig) { kill(pid_, sig); }  // mpirun forwards SIGUSR1 to the ranks
   // SIGKILL to mpirun and every rank, no chance to clean up. The ranks run in process groups of their
   // own: they are found as mpirun's descendants and waited for, so that a restarted daemon never meets a
   // rank of this one still holding the spool's lock.
@@ -187,9 +187,10 @@ json wait_for_job(httplib::Client& c, const std::string& name, const std::string
   wait_for(
       [&] {
         const json all = get_json(c, "/v1/jobs");
-        if (all.is_object())
+        if (all.is_object()) {
           for (const auto& j : all["jobs"])
             if (j["name"] == name && j["state"] == state) found = j;
+        }
         return !found.empty();
       },
       timeout_s);
@@ -365,10 +366,11 @@ TEST(Serve, SignalThenRestartResumesTheJobAndSigkillLosesNoQueuedJob) {
   for (const auto& id : {first, second, third}) EXPECT_TRUE(fs::exists(spool + "/done/" + id)) << id;
   // The long job ran every step exactly once in its metrics, across three daemons.
   int steps = 0;
-  for (const auto& l : test::read_jsonl(spool + "/done/" + first + "/output/metrics.jsonl"))
+  for (const auto& l : test::read_jsonl(spool + "/done/" + first + "/output/metrics.jsonl")) {
     if (l.contains("loss")) {
       EXPECT_EQ(l["step"].get<int>(), ++steps);
     }
+  }
   EXPECT_EQ(steps, 400);
 }
 

@@ -80,11 +80,11 @@ TEST(TokenizeCli, ChatPrintsTheTemplatesTextIdsAndLabelsMask) {
     const auto ref = test::read_json(dir + "/reference.json");
     for (const int i : {2, 3}) {  // system + two exchanges; the same ending on a user turn + generation prompt
       const auto& chat = ref["chat"][static_cast<size_t>(i)];
-      test::write_file(d / "conv.json",
-                       nlohmann::json{{"messages", chat["messages"]}, {"add_generation_prompt", chat["add_generation_prompt"]}}
-                           .dump());
-      const auto r = test::run_command(test::neftune_bin() + " tokenize --model " + dir + " --chat " + (d / "conv.json") +
-                                       " --json 2>/dev/null");
+      test::write_file(d / "conv.json", nlohmann::json{{"messages", chat["messages"]},
+                                                       {"add_generation_prompt", chat["add_generation_prompt"]}}
+                                            .dump());
+      const auto r = test::run_command(test::neftune_bin() + " tokenize --model " + dir + " --chat " +
+                                       (d / "conv.json") + " --json 2>/dev/null");
       ASSERT_EQ(r.exit_code, 0) << r.output;
       const auto out = nlohmann::json::parse(r.output);
       const std::string text = chat["text"];
@@ -128,15 +128,19 @@ TEST(TokenizeCli, BadInputIsOneClearErrorAndExitCode2) {
 TEST(TokenizeCli, ChatErrorsNameTheFileAndTheChoices) {
   NEFTUNE_REQUIRE_FIXTURE(dir, "modern/tokenizers/llama3");
   test::TempDir d;
-  test::write_file(d / "bad.json", R"({"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}]})");
-  auto r = test::run_command(test::neftune_bin() + " tokenize --model " + dir + " --chat " + (d / "bad.json") + " 2>&1");
+  test::write_file(d / "bad.json",
+                   R"({"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}]})");
+  auto r =
+      test::run_command(test::neftune_bin() + " tokenize --model " + dir + " --chat " + (d / "bad.json") + " 2>&1");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("bad.json: turn 2: field 'role' is not one of system, user, assistant"));
   test::write_file(d / "ok.json", R"({"messages": [{"role": "user", "content": "a"}]})");
   r = test::run_command(test::neftune_bin() + " tokenize --model " + dir + " --chat " + (d / "ok.json") +
                         " --template vicuna 2>&1");
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("--template: 'vicuna' is not one of auto | llama3 | chatml | qwen3 | llama2 | mistral | alpaca"));
+  EXPECT_THAT(
+      r.output,
+      HasSubstr("--template: 'vicuna' is not one of auto | llama3 | chatml | qwen3 | llama2 | mistral | alpaca"));
   // A named template overrides the directory's: ChatML's special tokens are not Llama 3's.
   r = test::run_command(test::neftune_bin() + " tokenize --model " + dir + " --chat " + (d / "ok.json") +
                         " --template chatml 2>&1");

@@ -23,20 +23,13 @@ namespace fs = std::filesystem;
 using test::TempDir;
 
 config::TrainConfig tiny_config(const std::string& out, const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> sets = {"output_dir=" + out,
-                                   "model.init.dim=32",
-                                   "model.init.n_layers=2",
-                                   "model.init.n_heads=4",
-                                   "model.init.n_kv_heads=2",
-                                   "model.init.hidden_dim=64",
-                                   "data.builtin_train_size=64",
-                                   "data.builtin_eval_size=16",
-                                   "data.max_seq_len=256",
-                                   "train.lr=1e-3",
-                                   "train.max_steps=1",
-                                   "train.max_grad_norm=null",
-                                   "logging.progress=off",
-                                   "logging.level=warn"};
+  std::vector<std::string> sets = {"output_dir=" + out,          "model.init.dim=32",
+                                   "model.init.n_layers=2",      "model.init.n_heads=4",
+                                   "model.init.n_kv_heads=2",    "model.init.hidden_dim=64",
+                                   "data.builtin_train_size=64", "data.builtin_eval_size=16",
+                                   "data.max_seq_len=256",       "train.lr=1e-3",
+                                   "train.max_steps=1",          "train.max_grad_norm=null",
+                                   "logging.progress=off",       "logging.level=warn"};
   sets.insert(sets.end(), extra.begin(), extra.end());
   return config::parse_config("", "test", sets);
 }
@@ -56,12 +49,14 @@ TEST(Train, AccumulationOf4x2EqualsOneBatchOf8WithTokenNormalisation) {
   for (const char* alpha : {"0", "5"}) {  // with NEFTune too: noise is keyed by sample, not by micro-batch
     double loss_a = 0, loss_b = 0;
     const at::Tensor a = step_gradients(tiny_config(d / "a", {"train.micro_batch_size=8", "train.accumulation_steps=1",
-                                                               std::string("neftune.alpha=") + alpha}), &loss_a);
+                                                              std::string("neftune.alpha=") + alpha}),
+                                        &loss_a);
     const at::Tensor b = step_gradients(tiny_config(d / "b", {"train.micro_batch_size=2", "train.accumulation_steps=4",
-                                                               std::string("neftune.alpha=") + alpha}), &loss_b);
-    const at::Tensor c = step_gradients(tiny_config(d / "c", {"train.micro_batch_size=2", "train.accumulation_steps=4",
-                                                               "distributed.reduce_every_microbatch=false",
-                                                               std::string("neftune.alpha=") + alpha}));
+                                                              std::string("neftune.alpha=") + alpha}),
+                                        &loss_b);
+    const at::Tensor c = step_gradients(
+        tiny_config(d / "c", {"train.micro_batch_size=2", "train.accumulation_steps=4",
+                              "distributed.reduce_every_microbatch=false", std::string("neftune.alpha=") + alpha}));
     // fp32: the same sums in a different grouping (and padding to different lengths) -> 1e-5 relative.
     const double scale = a.abs().max().item<double>();
     EXPECT_LT((a - b).abs().max().item<double>(), 1e-5 * scale) << "alpha " << alpha;
@@ -75,15 +70,16 @@ TEST(Train, MicrobatchMeanIsThePapersNormalisationAndDiffersFromToken) {
   double l_token = 0, l_mean = 0;
   const at::Tensor token = step_gradients(
       tiny_config(d / "t", {"train.micro_batch_size=2", "train.accumulation_steps=4", "neftune.alpha=0"}), &l_token);
-  const at::Tensor mean = step_gradients(tiny_config(d / "m", {"train.micro_batch_size=2", "train.accumulation_steps=4",
-                                                               "neftune.alpha=0", "train.loss_normalization=microbatch_mean"}),
-                                         &l_mean);
+  const at::Tensor mean =
+      step_gradients(tiny_config(d / "m", {"train.micro_batch_size=2", "train.accumulation_steps=4", "neftune.alpha=0",
+                                           "train.loss_normalization=microbatch_mean"}),
+                     &l_mean);
   // Built-in answers have different lengths, so weighting micro-batches equally changes the gradient.
   EXPECT_GT((token - mean).abs().max().item<double>(), 1e-4 * token.abs().max().item<double>());
   // With one micro-batch both normalisations are the mean over its tokens.
   const at::Tensor one_t = step_gradients(tiny_config(d / "1t", {"train.micro_batch_size=8", "neftune.alpha=0"}));
-  const at::Tensor one_m = step_gradients(
-      tiny_config(d / "1m", {"train.micro_batch_size=8", "neftune.alpha=0", "train.loss_normalization=microbatch_mean"}));
+  const at::Tensor one_m = step_gradients(tiny_config(
+      d / "1m", {"train.micro_batch_size=8", "neftune.alpha=0", "train.loss_normalization=microbatch_mean"}));
   EXPECT_LT((one_t - one_m).abs().max().item<double>(), 1e-6 * one_t.abs().max().item<double>());
 }
 
@@ -114,7 +110,8 @@ TEST(Train, WritesTheOutputContractAndTheFinalModelLoadsElsewhere) {
       continue;
     }
     ++steps;
-    for (const char* key : {"step", "epoch", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "step_time_s", "peak_rss_mb"})
+    for (const char* key :
+         {"step", "epoch", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "step_time_s", "peak_rss_mb"})
       EXPECT_TRUE(l.contains(key)) << key;
     EXPECT_EQ(l["step"].get<int64_t>(), steps);
     EXPECT_GT(l["tokens"].get<int64_t>(), 0);
@@ -185,7 +182,8 @@ TEST(StopSignal, AStopDuringSetupEndsSetupBeforeAnyStep) {
     what = e.what();
   }
   clear_stop_request();
-  EXPECT_THAT(what, ::testing::HasSubstr("[setup] stop requested (after loading the tokenizer and model config)")) << what;
+  EXPECT_THAT(what, ::testing::HasSubstr("[setup] stop requested (after loading the tokenizer and model config)"))
+      << what;
   EXPECT_TRUE(fs::is_empty(d / "run/checkpoints"));  // made and checked in setup, nothing written
   EXPECT_FALSE(fs::exists(d / "run/metrics.jsonl"));
   EXPECT_FALSE(fs::exists(d / "run/final"));

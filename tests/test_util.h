@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/train_config.h"
@@ -25,12 +26,12 @@ bool references_required();
 
 // A missing fixture skips the test with a message ctest recognises (SKIP_REGULAR_EXPRESSION in
 // cmake/NeftuneHelpers.cmake), so the test shows as skipped, not passed; or fails it when required.
-#define NEFTUNE_REQUIRE_FIXTURE(var, rel)                                                                   \
-  const auto var##_opt = ::neftune::test::fixture(rel);                                                     \
-  if (!var##_opt && ::neftune::test::references_required())                                                 \
+#define NEFTUNE_REQUIRE_FIXTURE(var, rel)                                                                    \
+  auto var##_opt = ::neftune::test::fixture(rel);                                                            \
+  if (!var##_opt && ::neftune::test::references_required())                                                  \
     FAIL() << "fixture " << (rel) << " not found and NEFTUNE_REQUIRE_REFERENCES=1 (is ../shared complete?)"; \
-  if (!var##_opt) GTEST_SKIP() << "fixture " << (rel) << " not found (../shared absent)";                  \
-  const std::string var = *var##_opt
+  if (!var##_opt) GTEST_SKIP() << "fixture " << (rel) << " not found (../shared absent)";                    \
+  const std::string var = std::move(*var##_opt)
 
 // A fresh directory under the system temp dir, removed by the destructor.
 class TempDir {

@@ -80,11 +80,11 @@ std::optional<DeviceMemory> peak_memory(bool cuda) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failure ends a benchmark with its message
   CLI::App app{"neftune train step on one device: tokens/s, MFU, peak memory"};
   std::string device = "cuda", dtype = "bf16";
   int steps = 5, warmup = 2, threads = 0;
-  double peak_tflops = 989.0;  // H100/H200 SXM dense bf16
+  double peak_tflops = 989.0;                 // H100/H200 SXM dense bf16
   bench::ModelDims dims{2048, 20, 16, 5632};  // 1.03e9 parameters
   int64_t seq = 2048, batch = 4;
   app.add_option("--device", device)->check(CLI::IsMember({"cuda", "cpu"}));

@@ -36,11 +36,20 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (const char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -125,11 +134,12 @@ void label_runs(std::vector<RunSummary>& runs) {
   for (size_t k = 0; k < first.size(); ++k) {
     const std::string& key = first[k].first;
     if (key == "output_dir" || key == "checkpoint.dir") continue;
-    for (size_t i = 1; i < runs.size(); ++i)
+    for (size_t i = 1; i < runs.size(); ++i) {
       if (runs[i].config[k].second != first[k].second) {
         varying.push_back(k);
         break;
       }
+    }
   }
   if (varying.empty()) return;
   for (auto& r : runs) {
@@ -141,8 +151,10 @@ void label_runs(std::vector<RunSummary>& runs) {
 
 }  // namespace
 
-std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples, const at::Device& device) {
+std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples,
+                                       const at::Device& device) {
   std::vector<RunSummary> runs;
+  runs.reserve(dirs.size());
   for (const auto& dir : dirs) runs.push_back(summarize_run(dir, eval_samples, device));
   label_runs(runs);
   return runs;
@@ -150,7 +162,8 @@ std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int
 
 std::string report_markdown(const std::vector<RunSummary>& runs) {
   std::ostringstream os;
-  os << "| run | status | steps | final train loss | final eval loss | exact match | mean response tokens | tokens/s |\n"
+  os << "| run | status | steps | final train loss | final eval loss | exact match | mean response tokens | tokens/s "
+        "|\n"
      << "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const auto& r : runs) {
     os << "| " << r.label << " | " << r.status << " | " << r.steps << " | " << fmt(r.final_loss) << " | "
@@ -163,7 +176,8 @@ std::string report_markdown(const std::vector<RunSummary>& runs) {
 }
 
 std::string loss_curves_svg(const std::vector<RunSummary>& runs) {
-  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                 "#9467bd", "#8c564b", "#e377c2", "#17becf"};
   const double W = 900, H = 520, left = 70, right = 220, top = 40, bottom = 60;
   const double pw = W - left - right, ph = H - top - bottom;
   int64_t max_step = 1;
@@ -193,16 +207,18 @@ std::string loss_curves_svg(const std::vector<RunSummary>& runs) {
   os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W
      << " " << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-     << "<text x=\"" << left << "\" y=\"24\" font-size=\"15\">Training loss (lines, EMA 0.9) and eval loss (dots)</text>\n";
+     << "<text x=\"" << left
+     << "\" y=\"24\" font-size=\"15\">Training loss (lines, EMA 0.9) and eval loss (dots)</text>\n";
   for (double v = lo; v <= hi + 1e-9; v += ystep) {
     os << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << Y(v) << "\" y2=\"" << Y(v)
        << "\" stroke=\"#e5e5e5\"/>\n<text x=\"" << left - 8 << "\" y=\"" << Y(v) + 4 << "\" text-anchor=\"end\">" << v
        << "</text>\n";
   }
-  for (double s = 0; s <= static_cast<double>(max_step) + 1e-9; s += xstep)
+  for (double s = 0; s <= static_cast<double>(max_step) + 1e-9; s += xstep) {
     os << "<line x1=\"" << X(s) << "\" x2=\"" << X(s) << "\" y1=\"" << top + ph << "\" y2=\"" << top + ph + 5
        << "\" stroke=\"black\"/>\n<text x=\"" << X(s) << "\" y=\"" << top + ph + 20 << "\" text-anchor=\"middle\">" << s
        << "</text>\n";
+  }
   os << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
      << "\" fill=\"none\" stroke=\"black\"/>\n"
      << "<text x=\"" << left + pw / 2 << "\" y=\"" << H - 15 << "\" text-anchor=\"middle\">optimizer step</text>\n"

@@ -14,13 +14,13 @@ namespace neftune::report {
 
 struct RunSummary {
   std::string dir;
-  std::string label;      // what distinguishes it from the other runs ("neftune.alpha=5"), else its name
-  std::string status;     // "done", or why not ("failed: ...", "no metrics")
+  std::string label;   // what distinguishes it from the other runs ("neftune.alpha=5"), else its name
+  std::string status;  // "done", or why not ("failed: ...", "no metrics")
   std::vector<std::pair<int64_t, double>> loss, eval_loss;  // (step, value)
-  std::optional<double> final_loss;       // mean of the last 10 steps' loss
-  std::optional<double> final_eval_loss;  // the last eval line
-  std::optional<double> tokens_per_s;     // median over steps
-  std::optional<double> exact_match;      // built-in held-out tasks, greedy
+  std::optional<double> final_loss;                         // mean of the last 10 steps' loss
+  std::optional<double> final_eval_loss;                    // the last eval line
+  std::optional<double> tokens_per_s;                       // median over steps
+  std::optional<double> exact_match;                        // built-in held-out tasks, greedy
   std::optional<double> mean_response_tokens;
   int64_t steps = 0;
   double alpha = 0;
@@ -33,7 +33,8 @@ RunSummary summarize_run(const std::string& dir, int eval_samples, const at::Dev
 
 // summarize_run for each directory, then each run labelled by the config keys whose values differ
 // between the runs.
-std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples, const at::Device& device);
+std::vector<RunSummary> summarize_runs(const std::vector<std::string>& dirs, int eval_samples,
+                                       const at::Device& device);
 
 std::string report_markdown(const std::vector<RunSummary>& runs);
 std::string loss_curves_svg(const std::vector<RunSummary>& runs);

@@ -9,12 +9,12 @@
 #include <fstream>
 #include <thread>
 
-#include "config/errors.h"
 #include "config/config.h"
+#include "config/errors.h"
 #include "launch/report/report.h"
+#include "launch/serve/quickstart_job.h"
 #include "trainer/io/file_write.h"
 #include "trainer/run/device.h"
-#include "launch/serve/quickstart_job.h"
 #include "trainer/run/stop_signal.h"
 #include "trainer/run/trainer.h"
 
@@ -41,7 +41,8 @@ json next_command(Spool& spool, const ServeOptions& o) {
 }
 
 void write_sweep_report(const Spool& spool, const std::string& sweep) {
-  report::write_report(report::summarize_runs(spool.sweep_outputs(sweep), 100, run::parse_device("auto")), spool.report_dir(sweep));
+  report::write_report(report::summarize_runs(spool.sweep_outputs(sweep), 100, run::parse_device("auto")),
+                       spool.report_dir(sweep));
   spdlog::info("[serve] sweep {} complete: report in {}", sweep, spool.report_dir(sweep));
 }
 
@@ -55,15 +56,17 @@ void run_job(const json& cmd, dist::World& world, Spool* spool) {
   try {
     config::TrainConfig cfg;
     dist::agree(*world.host, [&] {
-      cfg = config::parse_config(cmd["yaml"].get<std::string>(), "job " + id, cmd["sets"].get<std::vector<std::string>>());
+      cfg = config::parse_config(cmd["yaml"].get<std::string>(), "job " + id,
+                                 cmd["sets"].get<std::vector<std::string>>());
       check_job_paths(cfg, "job " + id);  // a job queued before this check existed
     });
     at::set_num_threads(dist::intra_op_threads(world, static_cast<int>(cfg.train.threads)));
     spdlog::info("[serve] job {} starting", id);
     run::Trainer trainer(cfg, world);
-    if (spool)
+    if (spool) {
       trainer.set_observer({[&](const run::StepStats& s, int64_t total) { spool->on_step(id, s, total); },
                             [&](int64_t, double eval_loss) { spool->on_eval(id, eval_loss); }});
+    }
     interrupted = trainer.train().preempted;
   } catch (const StopRequested& e) {
     spdlog::warn("[serve] job {}: {}", id, e.what());
@@ -92,11 +95,12 @@ int run_daemon(const ServeOptions& o, dist::World& world) {
   dist::agree(host, [&] {
     if (world.rank != 0) return;
     spool = std::make_unique<Spool>(o.spool, o.limits);
-    if (o.default_job && !spool->ever_had_jobs()) spool->submit(kQuickstartJobYaml, "quickstart", "built-in quick start");
+    if (o.default_job && !spool->ever_had_jobs())
+      spool->submit(kQuickstartJobYaml, "quickstart", "built-in quick start");
     http = std::make_unique<HttpApi>(*spool, o.http);
-    io::write_file_atomic((fs::path(o.spool) / "daemon.json").string(),
-                          json{{"pid", getpid()}, {"host", o.http.host}, {"port", http->port()}, {"ranks", world.size}}
-                                  .dump() + "\n");
+    io::write_file_atomic(
+        (fs::path(o.spool) / "daemon.json").string(),
+        json{{"pid", getpid()}, {"host", o.http.host}, {"port", http->port()}, {"ranks", world.size}}.dump() + "\n");
   });
   spdlog::info("[serve] {} rank(s) serving spool {}", world.size, o.spool);
   while (true) {

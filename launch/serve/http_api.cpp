@@ -26,11 +26,11 @@ struct Route {
   const char* allow;
 };
 const std::vector<Route>& routes() {
-  static const std::vector<Route> r = {{std::regex("/healthz"), "GET, HEAD"},
-                                       {std::regex("/metrics"), "GET, HEAD"},
-                                       {std::regex("/v1/jobs"), "GET, HEAD, POST"},
-                                       {std::regex("/v1/jobs/[^/]+"), "GET, HEAD, DELETE"}};
-  return r;
+  static const std::vector<Route> kRoutes = {{std::regex("/healthz"), "GET, HEAD"},
+                                             {std::regex("/metrics"), "GET, HEAD"},
+                                             {std::regex("/v1/jobs"), "GET, HEAD, POST"},
+                                             {std::regex("/v1/jobs/[^/]+"), "GET, HEAD, DELETE"}};
+  return kRoutes;
 }
 const char* kApiSummary = "GET /v1/jobs, POST /v1/jobs, GET|DELETE /v1/jobs/{id}, GET /metrics, GET /healthz";
 
@@ -73,9 +73,10 @@ bool is_loopback(const std::string& host) {
 
 HttpApi::HttpApi(Spool& spool, HttpOptions options)
     : spool_(spool), options_(std::move(options)), server_(std::make_unique<httplib::Server>()) {
-  if (!is_loopback(options_.host) && !options_.token)
+  if (!is_loopback(options_.host) && !options_.token) {
     throw UserError("serve: listening on " + options_.host +
                     " (not loopback) requires a bearer token: pass --token-file FILE");
+  }
   auto& s = *server_;
   s.set_payload_max_length(options_.max_body_bytes);
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -91,19 +92,20 @@ HttpApi::HttpApi(Spool& spool, HttpOptions options)
     if (!res.body.empty()) return;  // one of ours
     // `curl --data-binary` without a Content-Type sends a form, which cpp-httplib caps far lower.
     const bool form = req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0;
-    if (res.status == 413 && form)
+    if (res.status == 413 && form) {
       reply(res, 413,
             {{"error", "a form-encoded body is limited to " +
                            std::to_string(CPPHTTPLIB_FORM_URL_ENCODED_PAYLOAD_MAX_LENGTH) +
                            " bytes: send the job file as YAML (curl -H 'Content-Type: application/yaml' "
                            "--data-binary @job.yaml ...)"}});
-    else if (res.status == 413)
+    } else if (res.status == 413) {
       reply(res, 413,
             {{"error", "request body over " + std::to_string(options_.max_body_bytes) + " bytes (--max-body-bytes)"}});
-    else
+    } else {
       reply(res, res.status,
             {{"error", "HTTP " + std::to_string(res.status) +
                            ": a malformed request or an unknown method (the API: " + kApiSummary + ")"}});
+    }
   });
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   s.Get("/v1/jobs", [this](const httplib::Request&, httplib::Response& res) {
@@ -135,25 +137,32 @@ HttpApi::HttpApi(Spool& spool, HttpOptions options)
   s.Delete(R"(/v1/jobs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     switch (spool_.cancel(id)) {
-      case Spool::Cancel::cancelled: return reply(res, 200, {{"id", id}, {"state", "cancelled"}});
-      case Spool::Cancel::cancelling: return reply(res, 202, {{"id", id}, {"state", "cancelling"}});
-      case Spool::Cancel::not_found: return reply(res, 404, {{"error", "no job " + id}});
-      case Spool::Cancel::finished: return reply(res, 409, {{"error", "job " + id + " has already finished"}});
+      case Spool::Cancel::cancelled:
+        return reply(res, 200, {{"id", id}, {"state", "cancelled"}});
+      case Spool::Cancel::cancelling:
+        return reply(res, 202, {{"id", id}, {"state", "cancelling"}});
+      case Spool::Cancel::not_found:
+        return reply(res, 404, {{"error", "no job " + id}});
+      case Spool::Cancel::finished:
+        return reply(res, 409, {{"error", "job " + id + " has already finished"}});
     }
   });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(spool_.prometheus_metrics(), "text/plain; version=0.0.4");
   });
 
-  port_ = options_.port == 0 ? s.bind_to_any_port(options_.host) : (s.bind_to_port(options_.host, options_.port) ? options_.port : -1);
-  if (port_ <= 0)
+  port_ = options_.port == 0 ? s.bind_to_any_port(options_.host)
+                             : (s.bind_to_port(options_.host, options_.port) ? options_.port : -1);
+  if (port_ <= 0) {
     throw UserError("serve: cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                     " (in use? pass --listen HOST:PORT)");
+  }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   // stop() does nothing until the accept loop runs: wait for it, so that a daemon with nothing to do
   // (--exit-when-idle) can stop the server a moment after starting it instead of hanging in join().
   for (int i = 0; i < 1000 && !server_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  spdlog::info("[serve] HTTP API on http://{}:{}{}", options_.host, port_, options_.token ? " (bearer token required)" : "");
+  spdlog::info("[serve] HTTP API on http://{}:{}{}", options_.host, port_,
+               options_.token ? " (bearer token required)" : "");
 }
 
 HttpApi::~HttpApi() {

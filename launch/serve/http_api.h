@@ -28,7 +28,7 @@ struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8471;
   std::optional<std::string> token;  // required for any host but loopback
-  size_t max_body_bytes = 1 << 20;  // at most config::kMaxConfigBytes (cmd_serve checks)
+  size_t max_body_bytes = 1 << 20;   // at most config::kMaxConfigBytes (cmd_serve checks)
 };
 
 class HttpApi {

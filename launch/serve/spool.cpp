@@ -170,17 +170,20 @@ std::optional<JobLaunch> Spool::start_next(int max_attempts) {
   // cancel() also holds, so a request is always for the job that was running when it was made.
   run::clear_stop_request();
   JobStatus* next = nullptr;
-  for (auto& [id, j] : jobs_)  // interrupted jobs first (ids sort in submission order)
+  for (auto& [id, j] : jobs_) {  // interrupted jobs first (ids sort in submission order)
     if (j.state == JobState::running) {
       next = &j;
       break;
     }
-  if (!next)
-    for (auto& [id, j] : jobs_)
+  }
+  if (!next) {
+    for (auto& [id, j] : jobs_) {
       if (j.state == JobState::queued) {
         next = &j;
         break;
       }
+    }
+  }
   if (!next) return std::nullopt;
   JobStatus& j = *next;
   if (j.state == JobState::running && j.attempts >= max_attempts) {
@@ -228,9 +231,10 @@ std::optional<std::string> Spool::finish(const std::string& id, JobState state, 
   cancel_.erase(id);
   spdlog::info("[serve] job {} {}{}", id, to_string(state), error.empty() ? "" : ": " + error);
   if (j.sweep.empty()) return std::nullopt;
-  for (const auto& [other_id, other] : jobs_)
+  for (const auto& [other_id, other] : jobs_) {
     if (other.sweep == j.sweep && (other.state == JobState::queued || other.state == JobState::running))
       return std::nullopt;
+  }
   return j.sweep;
 }
 

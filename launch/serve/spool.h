@@ -91,7 +91,7 @@ class Spool {
   JobLimits limits_;
   mutable std::mutex mu_;
   std::map<std::string, JobStatus> jobs_;  // by id (ids sort in submission order)
-  std::set<std::string> cancel_;  // running jobs asked to stop
+  std::set<std::string> cancel_;           // running jobs asked to stop
   int64_t next_seq_ = 1;
 };
 

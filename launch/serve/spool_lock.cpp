@@ -41,22 +41,25 @@ SpoolLock::SpoolLock(const std::string& spool) {
   }
   // Every state change is a rename inside the spool: it must be writable, which access() checks for
   // users (root passes it: the open below then finds a read-only file system).
-  if (access(spool.c_str(), W_OK | X_OK) != 0)
+  if (access(spool.c_str(), W_OK | X_OK) != 0) {
     refuse(spool, std::string("the spool directory is not writable (") + std::strerror(errno) +
                       "): pass a directory this user can write");
+  }
   const std::string path = (fs::path(spool) / ".lock").string();
   fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd_ < 0)
+  if (fd_ < 0) {
     refuse(spool, "the spool directory is not writable (cannot create " + path + ": " + std::strerror(errno) +
                       "): pass a directory this user can write");
+  }
   if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     const std::string pid = holder_pid(fd_);
     close(fd_);
     fd_ = -1;
-    if (err == EWOULDBLOCK)
+    if (err == EWOULDBLOCK) {
       throw UserError("spool " + spool + " is in use by another daemon (pid " + pid +
                       "): stop that daemon first, or pass another --spool");
+    }
     refuse(spool, "cannot lock " + path + ": " + std::strerror(err));
   }
   const std::string pid = std::to_string(getpid()) + "\n";

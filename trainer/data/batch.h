@@ -21,11 +21,11 @@ struct SamplePick {
 };
 
 struct Batch {
-  at::Tensor input_ids;       // (B, L) int64
-  at::Tensor targets;         // (B, L) int64: next token, -100 where there is no loss
-  at::Tensor attention_mask;  // (B, L) float: 1 real, 0 padding
-  at::Tensor target_rows;     // (N) int64: flat positions i * L + t that have a loss (targets != -100)
-  at::Tensor target_ids;      // (N) int64: the targets at those positions
+  at::Tensor input_ids;          // (B, L) int64
+  at::Tensor targets;            // (B, L) int64: next token, -100 where there is no loss
+  at::Tensor attention_mask;     // (B, L) float: 1 real, 0 padding
+  at::Tensor target_rows;        // (N) int64: flat positions i * L + t that have a loss (targets != -100)
+  at::Tensor target_ids;         // (N) int64: the targets at those positions
   std::vector<int64_t> lengths;  // real tokens per sample (L_i)
   std::vector<SamplePick> picks;
   std::vector<Segment> segments;  // where each sample (picks order) sits: padded, row i from column 0
@@ -33,8 +33,8 @@ struct Batch {
   // 0 per sample; the tail's are 0). Undefined for padded batches, whose positions are the columns.
   at::Tensor positions;
   bool packed() const { return positions.defined(); }
-  int64_t n_targets = 0;         // positions with a loss
-  int64_t n_tokens = 0;          // real tokens
+  int64_t n_targets = 0;  // positions with a loss
+  int64_t n_tokens = 0;   // real tokens
 };
 
 Batch collate(const std::vector<Example>& examples, const std::vector<SamplePick>& picks, int32_t pad_id);

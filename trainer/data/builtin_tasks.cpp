@@ -32,7 +32,7 @@ struct Task {
 };
 
 const std::vector<Task>& tasks() {
-  static const std::vector<Task> all = {
+  static const std::vector<Task> kAll = {
       {"add",
        [](Rng& r) {
          const int64_t a = r.range(0, 99), b = r.range(0, 99);
@@ -81,7 +81,7 @@ const std::vector<Task>& tasks() {
          return Record{"Which number is the largest?", join(v), std::to_string(*std::max_element(v.begin(), v.end()))};
        }},
   };
-  return all;
+  return kAll;
 }
 
 uint64_t text_hash(const std::string& s) {

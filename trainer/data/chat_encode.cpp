@@ -39,7 +39,8 @@ void encode_run(const tok::Tokenizer& tok, const Run& run, EncodedChat& out) {
 
 std::vector<ChatSegment> select_targets(std::vector<ChatSegment> segments, config::TrainOn train_on) {
   switch (train_on) {
-    case config::TrainOn::assistant: break;
+    case config::TrainOn::assistant:
+      break;
     case config::TrainOn::all:
       for (ChatSegment& s : segments) s.train = true;
       break;

@@ -23,9 +23,10 @@ std::optional<Example> conversation_example(const tok::Tokenizer& tok, const Cha
 
   EncodedChat e = encode_without(0);
   if (!fits(e)) {
-    if (too_long == config::TooLong::error)
+    if (too_long == config::TooLong::error) {
       throw DataError(where + ": " + std::to_string(e.ids.size()) + " tokens exceed data.max_seq_len " +
                       std::to_string(max_seq_len) + " (raise it, or set data.too_long: truncate | skip)");
+    }
     if (too_long == config::TooLong::skip) {
       ++stats.skipped_too_long;
       return std::nullopt;

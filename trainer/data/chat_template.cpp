@@ -13,10 +13,10 @@ constexpr ChatFamily kFamilies[] = {ChatFamily::llama3, ChatFamily::chatml,  Cha
 
 // Python's str.strip() / Jinja's trim: ASCII whitespace and the Unicode spaces (as UTF-8).
 bool is_space_at(const std::string& s, size_t i, size_t* len) {
-  static const char* kUnicodeSpaces[] = {"\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81",
-                                         "\xe2\x80\x82", "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86",
-                                         "\xe2\x80\x87", "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\xa8",
-                                         "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
+  static const char* const kUnicodeSpaces[] = {
+      "\xc2\x85",     "\xc2\xa0",     "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81", "\xe2\x80\x82", "\xe2\x80\x83",
+      "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86", "\xe2\x80\x87", "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a",
+      "\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
   const unsigned char c = static_cast<unsigned char>(s[i]);
   if (c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f)) {
     *len = 1;
@@ -102,9 +102,12 @@ void check_alternation(const Conversation& c, const std::string& where, const ch
   const size_t first = c.messages[0].role == "system" ? 1 : 0;
   for (size_t i = first; i < c.messages.size(); ++i) {
     const char* expected = (i - first) % 2 == 0 ? "user" : "assistant";
-    if (c.messages[i].role != expected)
-      bad(where, i, std::string("the ") + family + " template needs user and assistant turns to alternate, starting with user (got " +
-                        c.messages[i].role + ")");
+    if (c.messages[i].role != expected) {
+      bad(where, i,
+          std::string("the ") + family +
+              " template needs user and assistant turns to alternate, starting with user (got " + c.messages[i].role +
+              ")");
+    }
   }
 }
 
@@ -139,7 +142,8 @@ void render_llama3(const ChatTemplate& t, const Conversation& c, Out& out) {
   }
 }
 
-void chatml_turn(Out& out, const std::string& role, const std::string& body, bool train, const std::string& train_prefix = "") {
+void chatml_turn(Out& out, const std::string& role, const std::string& body, bool train,
+                 const std::string& train_prefix = "") {
   out.special("<|im_start|>");
   out.text(role + "\n");
   out.text(train_prefix, train);
@@ -161,14 +165,14 @@ void render_chatml(const ChatTemplate& t, const Conversation& c, Out& out) {
 // assistant turns after the last user turn carry a <think> block, empty when there is no reasoning.
 void render_qwen3(const Conversation& c, Out& out) {
   size_t last_query = c.messages.size() - 1;
-  for (size_t k = c.messages.size(); k-- > 0;)
-    if (c.messages[k].role == "user" && !(c.messages[k].content.rfind("<tool_response>", 0) == 0 &&
-                                          c.messages[k].content.size() >= 16 &&
-                                          c.messages[k].content.compare(c.messages[k].content.size() - 16, 16,
-                                                                        "</tool_response>") == 0)) {
+  for (size_t k = c.messages.size(); k-- > 0;) {
+    if (c.messages[k].role == "user" &&
+        !(c.messages[k].content.rfind("<tool_response>", 0) == 0 && c.messages[k].content.size() >= 16 &&
+          c.messages[k].content.compare(c.messages[k].content.size() - 16, 16, "</tool_response>") == 0)) {
       last_query = k;
       break;
     }
+  }
   for (size_t i = 0; i < c.messages.size(); ++i) {
     const ChatMessage& m = c.messages[i];
     if (m.role != "assistant") {
@@ -207,7 +211,8 @@ void render_llama2(const ChatTemplate& t, const Conversation& c, Out& out, const
   for (size_t k = 0; i < c.messages.size(); ++i, ++k) {
     const ChatMessage& m = c.messages[i];
     if (m.role == "user") {
-      const std::string content = k == 0 && has_system ? "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + m.content : m.content;
+      const std::string content =
+          k == 0 && has_system ? "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + m.content : m.content;
       out.special(t.bos);
       out.text("[INST] " + strip(content) + " [/INST]");
     } else {
@@ -238,7 +243,8 @@ void render_alpaca(const ChatTemplate& t, const Conversation& c, Out& out, const
   const size_t first = c.messages[0].role == "system" ? 1 : 0;
   const size_t n = c.messages.size() - first;
   if (n != 2 && !(n == 1 && c.add_generation_prompt))
-    bad(where, first, "the alpaca template takes one user turn and one assistant turn (" + std::to_string(n) + " given)");
+    bad(where, first,
+        "the alpaca template takes one user turn and one assistant turn (" + std::to_string(n) + " given)");
   check_alternation(c, where, "alpaca");
   out.special(t.bos);
   out.text(format_prompt(c.messages[first].content, ""));
@@ -252,12 +258,18 @@ void render_alpaca(const ChatTemplate& t, const Conversation& c, Out& out, const
 
 const char* to_string(ChatFamily f) {
   switch (f) {
-    case ChatFamily::llama3: return "llama3";
-    case ChatFamily::chatml: return "chatml";
-    case ChatFamily::qwen3: return "qwen3";
-    case ChatFamily::llama2: return "llama2";
-    case ChatFamily::mistral: return "mistral";
-    case ChatFamily::alpaca: return "alpaca";
+    case ChatFamily::llama3:
+      return "llama3";
+    case ChatFamily::chatml:
+      return "chatml";
+    case ChatFamily::qwen3:
+      return "qwen3";
+    case ChatFamily::llama2:
+      return "llama2";
+    case ChatFamily::mistral:
+      return "mistral";
+    case ChatFamily::alpaca:
+      return "alpaca";
   }
   return "?";
 }
@@ -276,10 +288,13 @@ std::string chat_family_names() {
 
 std::string ChatTemplate::end_of_turn() const {
   switch (family) {
-    case ChatFamily::llama3: return "<|eot_id|>";
+    case ChatFamily::llama3:
+      return "<|eot_id|>";
     case ChatFamily::chatml:
-    case ChatFamily::qwen3: return "<|im_end|>";
-    default: return eos;
+    case ChatFamily::qwen3:
+      return "<|im_end|>";
+    default:
+      return eos;
   }
 }
 
@@ -348,12 +363,24 @@ std::vector<ChatSegment> render_chat(const ChatTemplate& t, const Conversation& 
   check_roles(c, where);
   Out out;
   switch (t.family) {
-    case ChatFamily::llama3: render_llama3(t, c, out); break;
-    case ChatFamily::chatml: render_chatml(t, c, out); break;
-    case ChatFamily::qwen3: render_qwen3(c, out); break;
-    case ChatFamily::llama2: render_llama2(t, c, out, where); break;
-    case ChatFamily::mistral: render_mistral(t, c, out, where); break;
-    case ChatFamily::alpaca: render_alpaca(t, c, out, where); break;
+    case ChatFamily::llama3:
+      render_llama3(t, c, out);
+      break;
+    case ChatFamily::chatml:
+      render_chatml(t, c, out);
+      break;
+    case ChatFamily::qwen3:
+      render_qwen3(c, out);
+      break;
+    case ChatFamily::llama2:
+      render_llama2(t, c, out, where);
+      break;
+    case ChatFamily::mistral:
+      render_mistral(t, c, out, where);
+      break;
+    case ChatFamily::alpaca:
+      render_alpaca(t, c, out, where);
+      break;
   }
   return out.take();
 }

@@ -59,12 +59,15 @@ ChatTemplate load_chat_template(const std::string& dir_or_file, const std::strin
     source = config.string();
     const json& t = cfg["chat_template"];
     if (t.is_string()) jinja = t.get<std::string>();
-    if (t.is_array())  // [{"name": "default", "template": "..."}, {"name": "tool_use", ...}]
-      for (const json& named : t)
+    if (t.is_array()) {  // [{"name": "default", "template": "..."}, {"name": "tool_use", ...}]
+      for (const json& named : t) {
         if (named.is_object() && named.value("name", "") == "default" && named.contains("template") &&
             named["template"].is_string())
           jinja = named["template"].get<std::string>();
-    if (jinja.empty()) cannot_tell(key, source + ": chat_template is not a template string (nor a list with a \"default\")");
+      }
+    }
+    if (jinja.empty())
+      cannot_tell(key, source + ": chat_template is not a template string (nor a list with a \"default\")");
   } else {
     cannot_tell(key, fs::exists(config) ? config.string() + " has no chat_template"
                                         : dir.string() + " has no tokenizer_config.json or chat_template.jinja");

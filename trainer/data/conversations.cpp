@@ -63,7 +63,8 @@ std::string parse_conversation(const json& record, config::DataFormat format, bo
     if (std::string err = field(k.role, speaker); !err.empty()) return turn(i, err);
     const std::string role = role_of(speaker, format);
     if (role.empty())
-      return turn(i, std::string("field '") + k.role + "' is not one of " + k.roles + " (tool turns are not supported)");
+      return turn(i,
+                  std::string("field '") + k.role + "' is not one of " + k.roles + " (tool turns are not supported)");
     if (std::string err = field(k.content, content); !err.empty()) return turn(i, err);
     if (role == "system") {
       if (i != 0) return turn(i, "a system turn must come first");
@@ -73,9 +74,10 @@ std::string parse_conversation(const json& record, config::DataFormat format, bo
       if (blank(content)) return turn(i, "the content is empty");
       const size_t at = out.size() - (!out.empty() && out[0].role == "system" ? 1 : 0);
       const bool user_turn = at % 2 == 0;
-      if (role != (user_turn ? "user" : "assistant"))
+      if (role != (user_turn ? "user" : "assistant")) {
         return turn(i, std::string(user_turn ? "expected a user turn" : "expected an assistant turn") +
                            ": after an optional system turn, user and assistant turns alternate, starting with user");
+      }
     }
     out.push_back({role, std::move(content)});
   }

@@ -29,9 +29,10 @@ std::optional<Example> alpaca_example(const Record& r, const tok::Tokenizer& tok
 
   int64_t total = static_cast<int64_t>(p.size() + resp.size());
   if (total > max_seq_len) {
-    if (too_long == config::TooLong::error)
+    if (too_long == config::TooLong::error) {
       throw DataError(where + ": " + std::to_string(total) + " tokens exceed data.max_seq_len " +
                       std::to_string(max_seq_len) + " (raise it, or set data.too_long: truncate | skip)");
+    }
     if (too_long == config::TooLong::skip) {
       ++st.skipped_too_long;
       return std::nullopt;
@@ -96,9 +97,10 @@ std::vector<Example> make_examples(const std::vector<Record>& records, const tok
   std::vector<Example> out;
   out.reserve(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
-    if (stop && i % 256 == 0 && stop())
+    if (stop && i % 256 == 0 && stop()) {
       throw StopRequested(source + ": stop requested while tokenizing (record " + std::to_string(i) + " of " +
                           std::to_string(records.size()) + "): exiting before training, nothing to save");
+    }
     const Record& r = records[i];
     const std::string where = source + ": " + record_location(r, i);
     std::optional<Example> e;
@@ -122,12 +124,14 @@ std::vector<Example> make_examples(const std::vector<Record>& records, const tok
     }
     if (e) out.push_back(std::move(*e));
   }
-  if (out.empty())
+  if (out.empty()) {
     throw DataError(source + ": no examples left after tokenization (" + std::to_string(st.skipped_too_long) +
                     " skipped as longer than data.max_seq_len " + std::to_string(options.max_seq_len) +
-                    (st.skipped_malformed ? ", " + std::to_string(st.skipped_malformed) + " the chat template cannot render"
-                                          : std::string()) +
+                    (st.skipped_malformed
+                         ? ", " + std::to_string(st.skipped_malformed) + " the chat template cannot render"
+                         : std::string()) +
                     ")");
+  }
   return out;
 }
 

@@ -27,9 +27,10 @@ std::string parse_record(const json& j, config::DataFormat format, Record& out) 
   const auto conv = conversation_format(j);
   if (format == config::DataFormat::auto_detect && conv) format = *conv;
   if (conv && (format == config::DataFormat::alpaca || format == config::DataFormat::dolly) &&
-      !j.contains("instruction"))
+      !j.contains("instruction")) {
     return std::string("is a conversation, not an ") + (format == config::DataFormat::alpaca ? "Alpaca" : "Dolly") +
            " record: set data.format to " + config::to_string(*conv).data() + " or auto";
+  }
   if (format == config::DataFormat::sharegpt || format == config::DataFormat::messages)
     return parse_conversation(j, format, /*training=*/true, out.messages);
   Fields f = kAlpaca;
@@ -69,7 +70,8 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
   // array is recognised as one, and no record or line starts with it.
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   const size_t first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) throw DataError(path + ": the data file is empty (an empty dataset cannot be trained on)");
+  if (first == std::string::npos)
+    throw DataError(path + ": the data file is empty (an empty dataset cannot be trained on)");
 
   ReadStats local;
   ReadStats& st = stats ? *stats : local;
@@ -120,9 +122,10 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
       take(j, where, at, lineno);
     }
   }
-  if (records.empty())
+  if (records.empty()) {
     throw DataError(path + ": no usable records (" + std::to_string(st.skipped_malformed) +
                     " malformed skipped): an empty dataset cannot be trained on");
+  }
   return records;
 }
 

@@ -21,8 +21,8 @@ class DataError : public UserError {
 
 struct Record {
   std::string instruction;
-  std::string input;   // Alpaca "input" / Dolly "context"; may be empty
-  std::string output;  // Alpaca "output" / Dolly "response"
+  std::string input;                       // Alpaca "input" / Dolly "context"; may be empty
+  std::string output;                      // Alpaca "output" / Dolly "response"
   std::vector<ChatMessage> messages = {};  // a conversation record's turns; empty for an instruction record
   int64_t index = -1;                      // the record's index in its file; -1 when not read from one
   int64_t line = 0;                        // its line in a JSONL file; 0 in a JSON array

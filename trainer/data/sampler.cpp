@@ -23,9 +23,10 @@ std::vector<int64_t> EpochSampler::permutation(int64_t n, uint64_t seed, int64_t
 std::vector<SamplePick> EpochSampler::next(int64_t n) {
   // The trainer refuses a global batch over the dataset (run::check_global_batch); a bigger draw would
   // repeat samples within a step, and a huge one would only fill memory.
-  if (n < 0 || n > size_)
+  if (n < 0 || n > size_) {
     throw std::invalid_argument("EpochSampler: a draw of " + std::to_string(n) + " exceeds the " +
                                 std::to_string(size_) + " samples of the dataset");
+  }
   std::vector<SamplePick> out;
   out.reserve(static_cast<size_t>(n));
   while (static_cast<int64_t>(out.size()) < n) {

@@ -45,16 +45,18 @@ std::string text(double v) {
 }  // namespace
 
 void check_generate_options(const GenerateOptions& o) {
-  if (o.max_new_tokens < 1 || o.max_new_tokens > kMaxNewTokens)
+  if (o.max_new_tokens < 1 || o.max_new_tokens > kMaxNewTokens) {
     throw UserError("--max-new-tokens: must be in [1, " + std::to_string(kMaxNewTokens) + "] (got " +
                     std::to_string(o.max_new_tokens) + ")");
+  }
   if (!(std::isfinite(o.temperature) && o.temperature >= 0))
     throw UserError("--temperature: must be a finite number >= 0 (got " + text(o.temperature) + "); 0 = greedy");
   if (!(o.top_p > 0 && o.top_p <= 1))
     throw UserError("--top-p: must be in (0, 1] (got " + text(o.top_p) + "); 1 = no nucleus cut");
-  if (!(std::isfinite(o.repetition_penalty) && o.repetition_penalty > 0))
+  if (!(std::isfinite(o.repetition_penalty) && o.repetition_penalty > 0)) {
     throw UserError("--repetition-penalty: must be a finite number > 0 (got " + text(o.repetition_penalty) +
                     "); 1 = off, the paper uses 1.2");
+  }
 }
 
 std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<int32_t>& prompt,
@@ -67,9 +69,11 @@ std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<
   check_generate_options(options);
   TORCH_CHECK(!prompt.empty(), "generate: empty prompt");
   const int64_t limit = model.config().max_position_embeddings;
-  if (static_cast<int64_t>(prompt.size()) >= limit)
-    throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) + " tokens leaves no room under the model's " +
-                                "max_position_embeddings " + std::to_string(limit));
+  if (static_cast<int64_t>(prompt.size()) >= limit) {
+    throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) +
+                                " tokens leaves no room under the model's " + "max_position_embeddings " +
+                                std::to_string(limit));
+  }
   // Both terms are bounded (the prompt by memory, max_new_tokens by kMaxNewTokens): no overflow.
   const int64_t capacity = std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + options.max_new_tokens);
   check_generation_memory(model.config(), capacity, model.dtype(), model.device(), "--max-new-tokens");

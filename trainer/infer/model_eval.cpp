@@ -36,8 +36,9 @@ void eval_loss(const model::LlamaModel& model, const std::vector<data::Example>&
   report.loss = count > 0 ? loss.item<double>() / static_cast<double>(count) : 0.0;
 }
 
-void eval_generation(const model::LlamaModel& model, const tok::Tokenizer& tok, const std::vector<data::Record>& records,
-                     const GenerateOptions& options, bool with_exact_match, bool builtin_tasks, EvalReport& report) {
+void eval_generation(const model::LlamaModel& model, const tok::Tokenizer& tok,
+                     const std::vector<data::Record>& records, const GenerateOptions& options, bool with_exact_match,
+                     bool builtin_tasks, EvalReport& report) {
   int64_t correct = 0, tokens = 0, chars = 0;
   for (const auto& r : records) {
     std::vector<int32_t> out = generate(model, data::prompt_ids(tok, r.instruction, r.input), options, tok.eos_id());

@@ -15,10 +15,10 @@
 namespace neftune::run {
 
 struct EvalReport {
-  double loss = 0;             // mean token cross-entropy on the response tokens
+  double loss = 0;  // mean token cross-entropy on the response tokens
   int64_t examples = 0;
   int64_t target_tokens = 0;
-  int64_t generated = 0;       // examples answered by generation
+  int64_t generated = 0;              // examples answered by generation
   std::optional<double> exact_match;  // fraction of generated answers equal to the reference (trimmed)
   double mean_response_tokens = 0;    // generated tokens before EOS
   double mean_response_chars = 0;
@@ -31,7 +31,8 @@ void eval_loss(const model::LlamaModel& model, const std::vector<data::Example>&
 
 // Generates an answer for each record (Alpaca template) and scores it. `with_exact_match` compares to
 // the reference output.
-void eval_generation(const model::LlamaModel& model, const tok::Tokenizer& tok, const std::vector<data::Record>& records,
-                     const GenerateOptions& options, bool with_exact_match, bool builtin_tasks, EvalReport& report);
+void eval_generation(const model::LlamaModel& model, const tok::Tokenizer& tok,
+                     const std::vector<data::Record>& records, const GenerateOptions& options, bool with_exact_match,
+                     bool builtin_tasks, EvalReport& report);
 
 }  // namespace neftune::run

@@ -29,7 +29,8 @@ std::array<uint32_t, 256> make_table() {
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) uint32_t extend_sse42(uint32_t crc, const unsigned char* p, size_t n) {
   uint64_t c = ~crc;
-  for (; n > 0 && (reinterpret_cast<uintptr_t>(p) & 7u) != 0; --n) c = __builtin_ia32_crc32qi(static_cast<uint32_t>(c), *p++);
+  for (; n > 0 && (reinterpret_cast<uintptr_t>(p) & 7u) != 0; --n)
+    c = __builtin_ia32_crc32qi(static_cast<uint32_t>(c), *p++);
   for (; n >= 8; n -= 8, p += 8) {
     uint64_t v;
     std::memcpy(&v, p, 8);
@@ -43,17 +44,17 @@ __attribute__((target("sse4.2"))) uint32_t extend_sse42(uint32_t crc, const unsi
 }  // namespace
 
 uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t n) {
-  static const std::array<uint32_t, 256> table = make_table();
+  static const std::array<uint32_t, 256> kTable = make_table();
   const auto* p = static_cast<const unsigned char*>(data);
   uint32_t c = ~crc;
-  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
+  for (size_t i = 0; i < n; ++i) c = kTable[(c ^ p[i]) & 0xffu] ^ (c >> 8);
   return ~c;
 }
 
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
 #if defined(__x86_64__)
-  static const bool hw = __builtin_cpu_supports("sse4.2");
-  if (hw) return extend_sse42(crc, static_cast<const unsigned char*>(data), n);
+  static const bool kHw = __builtin_cpu_supports("sse4.2");
+  if (kHw) return extend_sse42(crc, static_cast<const unsigned char*>(data), n);
 #endif
   return crc32c_extend_portable(crc, data, n);
 }

@@ -17,9 +17,7 @@ namespace {
 
 using json = nlohmann::json;
 
-[[noreturn]] void bad(const std::string& path, const std::string& what) {
-  throw CheckpointError(path + ": " + what);
-}
+[[noreturn]] void bad(const std::string& path, const std::string& what) { throw CheckpointError(path + ": " + what); }
 
 std::string sys_error() { return std::strerror(errno); }
 
@@ -41,17 +39,28 @@ at::ScalarType to_scalar_type(const std::string& d, const std::string& context) 
 
 std::string from_scalar_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "F32";
-    case at::kBFloat16: return "BF16";
-    case at::kHalf: return "F16";
-    case at::kDouble: return "F64";
-    case at::kLong: return "I64";
-    case at::kInt: return "I32";
-    case at::kShort: return "I16";
-    case at::kChar: return "I8";
-    case at::kByte: return "U8";
-    case at::kBool: return "BOOL";
-    default: throw std::invalid_argument(std::string("safetensors: cannot store dtype ") + c10::toString(t));
+    case at::kFloat:
+      return "F32";
+    case at::kBFloat16:
+      return "BF16";
+    case at::kHalf:
+      return "F16";
+    case at::kDouble:
+      return "F64";
+    case at::kLong:
+      return "I64";
+    case at::kInt:
+      return "I32";
+    case at::kShort:
+      return "I16";
+    case at::kChar:
+      return "I8";
+    case at::kByte:
+      return "U8";
+    case at::kBool:
+      return "BOOL";
+    default:
+      throw std::invalid_argument(std::string("safetensors: cannot store dtype ") + c10::toString(t));
   }
 }
 
@@ -113,9 +122,10 @@ at::Tensor SafetensorsFile::load_range(const std::string& name, int64_t begin, i
   TORCH_CHECK(begin >= 0 && count >= 0 && static_cast<uint64_t>(begin + count) <= numel, path_, ": range of ", name,
               " out of bounds");
   at::Tensor out = at::empty({count}, at::TensorOptions().dtype(t));
-  if (count > 0)
+  if (count > 0) {
     std::memcpy(out.data_ptr(), static_cast<const uint8_t*>(map_) + header_.data_offset + e.begin + begin * esize,
                 static_cast<size_t>(count) * esize);
+  }
   return out;
 }
 
@@ -149,7 +159,7 @@ void SafetensorsFile::read_range_into(const std::string& name, int64_t begin, in
 }
 
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<Decl> tensors,
-                                     std::map<std::string, std::string> metadata)
+                                     const std::map<std::string, std::string>& metadata)
     : out_(std::move(path)), decls_(std::move(tensors)) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -158,7 +168,8 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<Decl> tensors
     uint64_t numel = 1;
     for (const int64_t s : d.shape) numel *= static_cast<uint64_t>(s);
     const uint64_t nbytes = numel * c10::elementSize(d.dtype);
-    header[d.name] = {{"dtype", from_scalar_type(d.dtype)}, {"shape", d.shape}, {"data_offsets", {offset, offset + nbytes}}};
+    header[d.name] = {
+        {"dtype", from_scalar_type(d.dtype)}, {"shape", d.shape}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
   }
   std::string text = header.dump();
@@ -185,14 +196,14 @@ void SafetensorsWriter::write(const std::string& name, const at::Tensor& value) 
 }
 
 void SafetensorsWriter::finish() {
-  if (next_ != decls_.size())
-    throw std::logic_error("SafetensorsWriter: finish() before all tensors were written");
+  if (next_ != decls_.size()) throw std::logic_error("SafetensorsWriter: finish() before all tensors were written");
   out_.commit();
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata) {
   std::vector<SafetensorsWriter::Decl> decls;
+  decls.reserve(tensors.size());
   for (const auto& [name, t] : tensors) decls.push_back({name, t.scalar_type(), t.sizes().vec()});
   SafetensorsWriter w(path, decls, metadata);
   for (const auto& [name, t] : tensors) w.write(name, t);

@@ -60,7 +60,8 @@ class SafetensorsWriter {
     at::ScalarType dtype;
     std::vector<int64_t> shape;
   };
-  SafetensorsWriter(std::string path, std::vector<Decl> tensors, std::map<std::string, std::string> metadata = {});
+  SafetensorsWriter(std::string path, std::vector<Decl> tensors,
+                    const std::map<std::string, std::string>& metadata = {});
   void write(const std::string& name, const at::Tensor& value);  // converted to the declared dtype
   void finish();
   // The CRC-32C and size of every byte written so far (the whole file after finish()).

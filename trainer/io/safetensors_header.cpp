@@ -12,21 +12,18 @@ using json = nlohmann::json;
 // The reference implementation refuses headers over 100 MB; so do we.
 constexpr uint64_t kMaxHeader = 100ull * 1024 * 1024;
 
-[[noreturn]] void bad(const std::string& path, const std::string& what) {
-  throw CheckpointError(path + ": " + what);
-}
+[[noreturn]] void bad(const std::string& path, const std::string& what) { throw CheckpointError(path + ": " + what); }
 
 bool mul_overflows(uint64_t a, uint64_t b, uint64_t& out) { return __builtin_mul_overflow(a, b, &out); }
 
 }  // namespace
 
 size_t dtype_size(const std::string& d) {
-  static const std::map<std::string, size_t> sizes = {
-      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},     {"I16", 2},
-      {"I8", 1},  {"U8", 1},  {"U16", 2}, {"U32", 4},  {"U64", 8}, {"BOOL", 1},    {"F8_E4M3", 1},
-      {"F8_E5M2", 1}};
-  const auto it = sizes.find(d);
-  return it == sizes.end() ? 0 : it->second;
+  static const std::map<std::string, size_t> kSizes = {
+      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8},  {"I32", 4},     {"I16", 2},    {"I8", 1},
+      {"U8", 1},  {"U16", 2}, {"U32", 4}, {"U64", 8},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+  const auto it = kSizes.find(d);
+  return it == kSizes.end() ? 0 : it->second;
 }
 
 SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std::string& path) {
@@ -35,9 +32,10 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
   if (header_len > kMaxHeader)
     bad(path, "header length " + std::to_string(header_len) + " is absurd (limit 100 MB): not a safetensors file?");
-  if (header_len > size - 8)
+  if (header_len > size - 8) {
     bad(path, "truncated: header length " + std::to_string(header_len) + " runs past the end of the file (" +
                   std::to_string(size) + " bytes)");
+  }
   json header;
   try {
     header = json::parse(data + 8, data + 8 + header_len);
@@ -84,28 +82,33 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
     uint64_t nbytes = 0;
     if (mul_overflows(numel, esize, nbytes)) bad(path, where + ": byte size overflows");
     if (e.end < e.begin) bad(path, where + ": data_offsets end < begin");
-    if (e.end - e.begin != nbytes)
+    if (e.end - e.begin != nbytes) {
       bad(path, where + ": data_offsets span " + std::to_string(e.end - e.begin) + " bytes but " + e.dtype +
                     " with this shape needs " + std::to_string(nbytes));
-    if (e.end > data_size)
+    }
+    if (e.end > data_size) {
       bad(path, where + ": data ends at byte " + std::to_string(e.end) + " but the file has only " +
                     std::to_string(data_size) + " data bytes (truncated?)");
+    }
     out.tensors.push_back(std::move(e));
   }
-  std::sort(out.tensors.begin(), out.tensors.end(),
-            [](const TensorEntry& a, const TensorEntry& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  std::sort(out.tensors.begin(), out.tensors.end(), [](const TensorEntry& a, const TensorEntry& b) {
+    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+  });
   uint64_t expected = 0;
   for (const auto& e : out.tensors) {
     if (e.begin < expected)
       bad(path, "tensor '" + e.name + "' overlaps the tensor before it (offset " + std::to_string(e.begin) + ")");
-    if (e.begin > expected)
+    if (e.begin > expected) {
       bad(path, "hole in the data section before tensor '" + e.name + "' (bytes " + std::to_string(expected) + ".." +
                     std::to_string(e.begin) + " are unused)");
+    }
     expected = e.end;
   }
-  if (expected != data_size)
+  if (expected != data_size) {
     bad(path, "data section has " + std::to_string(data_size) + " bytes but the tensors cover " +
                   std::to_string(expected) + " (trailing garbage or truncated)");
+  }
   return out;
 }
 

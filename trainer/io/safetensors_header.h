@@ -15,7 +15,7 @@ namespace neftune::io {
 
 struct TensorEntry {
   std::string name;
-  std::string dtype;           // "F32", "BF16", ...
+  std::string dtype;  // "F32", "BF16", ...
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;  // byte offsets into the data section
 };
@@ -23,7 +23,7 @@ struct TensorEntry {
 struct SafetensorsHeader {
   std::vector<TensorEntry> tensors;  // sorted by begin offset
   std::map<std::string, std::string> metadata;
-  uint64_t data_offset = 0;          // 8 + header length
+  uint64_t data_offset = 0;  // 8 + header length
 };
 
 // Validates the first `size` bytes of a file as a safetensors file; `path` names it in errors.

@@ -30,7 +30,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 #if TORCH_VERSION_MAJOR >= 2
   if (!banded && pos0 == 0 && L == T) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
   if (!banded && L == 1) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false);
-  if (banded) return at::scaled_dot_product_attention(q, k, v, attention_mask(L, T, pos0, window, q.options()), 0.0, false);
+  if (banded)
+    return at::scaled_dot_product_attention(q, k, v, attention_mask(L, T, pos0, window, q.options()), 0.0, false);
 #endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;  // (B,H,L,T)
@@ -57,7 +58,8 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
   std::vector<at::Tensor> rows;
   for (int64_t r = 0; r < R; ++r) {
     auto& segs = by_row[static_cast<size_t>(r)];
-    std::sort(segs.begin(), segs.end(), [](const data::Segment& a, const data::Segment& b) { return a.start < b.start; });
+    std::sort(segs.begin(), segs.end(),
+              [](const data::Segment& a, const data::Segment& b) { return a.start < b.start; });
     std::vector<int64_t> sizes;
     std::vector<bool> is_sample;
     int64_t col = 0;

@@ -6,9 +6,9 @@
 #include <set>
 #include <sstream>
 
-#include "trainer/model/llama.h"
 #include "trainer/io/file_write.h"
 #include "trainer/io/json_error.h"
+#include "trainer/model/llama.h"
 
 namespace neftune::model {
 namespace fs = std::filesystem;
@@ -47,8 +47,9 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
       files_[name] = f;
     }
   } else {
-    throw io::CheckpointError(dir + ": no model.safetensors or model.safetensors.index.json (only safetensors "
-                                    "checkpoints are supported)");
+    throw io::CheckpointError(dir +
+                              ": no model.safetensors or model.safetensors.index.json (only safetensors "
+                              "checkpoints are supported)");
   }
 
   for (const auto& p : all_params(config_)) {
@@ -69,11 +70,12 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   for (const auto& p : all_params(config_)) expected.insert(p.name);
   for (const auto& [name, file] : files_) {
     if (expected.count(name) || name.rfind("model.layers.", 0) != 0) continue;
-    if (name.size() >= 20 && name.compare(name.size() - 20, 20, ".rotary_emb.inv_freq") == 0) continue;  // a RoPE buffer
-    throw io::CheckpointError(file->path() + ": tensor '" + name + "' is not part of the model config.json describes (" +
-                              "model_type " + model_type_name(config_.model_type) +
-                              ", attention_bias " + (config_.attention_bias ? "true" : "false") +
-                              "): checkpoint and config do not match");
+    if (name.size() >= 20 && name.compare(name.size() - 20, 20, ".rotary_emb.inv_freq") == 0)
+      continue;  // a RoPE buffer
+    throw io::CheckpointError(file->path() + ": tensor '" + name +
+                              "' is not part of the model config.json describes (" + "model_type " +
+                              model_type_name(config_.model_type) + ", attention_bias " +
+                              (config_.attention_bias ? "true" : "false") + "): checkpoint and config do not match");
   }
 }
 
@@ -115,7 +117,9 @@ void write_hf_model(const std::string& dir, const LlamaConfig& config,
     total += n;
   }
   LlamaConfig out_cfg = config;
-  out_cfg.torch_dtype = options.dtype == at::kBFloat16 ? "bfloat16" : options.dtype == at::kHalf ? "float16" : "float32";
+  out_cfg.torch_dtype = options.dtype == at::kBFloat16 ? "bfloat16"
+                        : options.dtype == at::kHalf   ? "float16"
+                                                       : "float32";
   if (write) {
     fs::create_directories(dir);
     io::write_file_atomic((fs::path(dir) / "config.json").string(), out_cfg.to_json_text());
@@ -128,8 +132,9 @@ void write_hf_model(const std::string& dir, const LlamaConfig& config,
     std::vector<io::SafetensorsWriter::Decl> decls;
     for (const size_t i : shards[s]) decls.push_back({params[i].name, options.dtype, params[i].shape});
     std::unique_ptr<io::SafetensorsWriter> w;
-    if (write) w = std::make_unique<io::SafetensorsWriter>((fs::path(dir) / fname).string(), decls,
-                                                           std::map<std::string, std::string>{{"format", "pt"}});
+    if (write)
+      w = std::make_unique<io::SafetensorsWriter>((fs::path(dir) / fname).string(), decls,
+                                                  std::map<std::string, std::string>{{"format", "pt"}});
     for (const size_t i : shards[s]) {
       const at::Tensor t = get(params[i].name);
       if (w) w->write(params[i].name, t);

@@ -37,8 +37,8 @@ class HfCheckpoint {
 };
 
 struct HfWriteOptions {
-  at::ScalarType dtype = at::kFloat;           // stored dtype of the weights
-  int64_t max_shard_bytes = 5'000'000'000;     // split into model-0000x-of-0000y above this
+  at::ScalarType dtype = at::kFloat;        // stored dtype of the weights
+  int64_t max_shard_bytes = 5'000'000'000;  // split into model-0000x-of-0000y above this
 };
 
 // Writes config.json and the weights of `config` into `dir` (created). `get(name)` returns each

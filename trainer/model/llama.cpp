@@ -38,7 +38,8 @@ std::vector<LayerParam> layer_params(const LlamaConfig& c) {
 
 LayerWeights LayerWeights::from(const LlamaConfig& c, const std::vector<at::Tensor>& t) {
   const std::vector<LayerParam> params = layer_params(c);
-  TORCH_CHECK(t.size() == params.size(), "a decoder layer of this model has ", params.size(), " tensors, not ", t.size());
+  TORCH_CHECK(t.size() == params.size(), "a decoder layer of this model has ", params.size(), " tensors, not ",
+              t.size());
   LayerWeights w;
   for (size_t i = 0; i < params.size(); ++i) w.*params[i].field = t[i];
   return w;
@@ -86,11 +87,10 @@ namespace {
 // or per sample of packed rows.
 at::Tensor layer_forward(const LlamaConfig& c, const LayerWeights& w, const at::Tensor& x, const Rope& rope,
                          int64_t pos0, at::Tensor* cache_k, at::Tensor* cache_v, const PackedRows* packed) {
-  const int64_t B = x.size(0), L = x.size(1), H = c.num_attention_heads, KV = c.num_key_value_heads,
-                hd = c.head_dim;
+  const int64_t B = x.size(0), L = x.size(1), H = c.num_attention_heads, KV = c.num_key_value_heads, hd = c.head_dim;
   const at::Tensor h = rms_norm(x, w.attn_norm, c.rms_norm_eps);
-  at::Tensor q = at::linear(h, w.wq, w.bq).view({B, L, H, hd});   // (B,L,H,hd)
-  at::Tensor k = at::linear(h, w.wk, w.bk).view({B, L, KV, hd});  // (B,L,KV,hd)
+  at::Tensor q = at::linear(h, w.wq, w.bq).view({B, L, H, hd});                   // (B,L,H,hd)
+  at::Tensor k = at::linear(h, w.wk, w.bk).view({B, L, KV, hd});                  // (B,L,KV,hd)
   at::Tensor v = at::linear(h, w.wv, w.bv).view({B, L, KV, hd}).transpose(1, 2);  // (B,KV,L,hd)
   if (c.qk_norm()) {  // qwen3: each head normalised over head_dim, before RoPE
     q = rms_norm(q, w.q_norm, c.rms_norm_eps);
@@ -137,7 +137,8 @@ at::Tensor lm_logits(const LlamaConfig& c, const at::Tensor& norm_weight, const 
 
 LlamaModel LlamaModel::load(const std::string& dir, at::ScalarType dtype, at::Device device) {
   const HfCheckpoint ckpt(dir);
-  return from_tensors(ckpt.config(), [&](const std::string& name) { return ckpt.load(name); }, dtype, device);
+  return from_tensors(
+      ckpt.config(), [&](const std::string& name) { return ckpt.load(name); }, dtype, device);
 }
 
 LlamaModel LlamaModel::from_tensors(const LlamaConfig& c, const std::function<at::Tensor(const std::string&)>& get,
@@ -177,9 +178,10 @@ at::Tensor LlamaModel::forward(const at::Tensor& ids, KvCache* cache) const {
   if (cache) TORCH_CHECK(pos0 + ids.size(1) <= cache->k[0].size(2), "KV cache capacity exceeded");
   rope_.reserve(pos0 + ids.size(1));
   at::Tensor x = embed(embed_, ids.to(device_));
-  for (size_t i = 0; i < layers_.size(); ++i)
+  for (size_t i = 0; i < layers_.size(); ++i) {
     x = decoder_layer(config_, layers_[i], x, rope_, pos0, cache ? &cache->k[i] : nullptr,
                       cache ? &cache->v[i] : nullptr);
+  }
   if (cache) cache->len += ids.size(1);
   return lm_logits(config_, norm_, lm_head_, x).to(at::kFloat);
 }

@@ -27,8 +27,8 @@ std::string layer_prefix(int64_t layer);
 
 struct LayerWeights {
   at::Tensor attn_norm, wq, wk, wv, wo, mlp_norm, w_gate, w_up, w_down;
-  at::Tensor bq, bk, bv, bo;    // undefined where the architecture has no such bias
-  at::Tensor q_norm, k_norm;    // (head_dim); undefined unless qk_norm()
+  at::Tensor bq, bk, bv, bo;  // undefined where the architecture has no such bias
+  at::Tensor q_norm, k_norm;  // (head_dim); undefined unless qk_norm()
   // From tensors in layer_params(c) order.
   static LayerWeights from(const LlamaConfig& c, const std::vector<at::Tensor>& t);
 };

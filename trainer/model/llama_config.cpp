@@ -7,8 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "trainer/io/safetensors.h"
 #include "trainer/io/json_error.h"
+#include "trainer/io/safetensors.h"
 
 namespace neftune::model {
 namespace {
@@ -41,12 +41,15 @@ int64_t token_id(const json& j, const char* key, int64_t fallback, const std::st
   return get<int64_t>(j, key, src);
 }
 
-constexpr std::array<std::pair<ModelType, const char*>, 4> kModelTypes = {
-    {{ModelType::llama, "llama"}, {ModelType::mistral, "mistral"}, {ModelType::qwen2, "qwen2"}, {ModelType::qwen3, "qwen3"}}};
-constexpr std::array<std::pair<ModelType, const char*>, 4> kArchitectures = {{{ModelType::llama, "LlamaForCausalLM"},
-                                                                               {ModelType::mistral, "MistralForCausalLM"},
-                                                                               {ModelType::qwen2, "Qwen2ForCausalLM"},
-                                                                               {ModelType::qwen3, "Qwen3ForCausalLM"}}};
+constexpr std::array<std::pair<ModelType, const char*>, 4> kModelTypes = {{{ModelType::llama, "llama"},
+                                                                           {ModelType::mistral, "mistral"},
+                                                                           {ModelType::qwen2, "qwen2"},
+                                                                           {ModelType::qwen3, "qwen3"}}};
+constexpr std::array<std::pair<ModelType, const char*>, 4> kArchitectures = {
+    {{ModelType::llama, "LlamaForCausalLM"},
+     {ModelType::mistral, "MistralForCausalLM"},
+     {ModelType::qwen2, "Qwen2ForCausalLM"},
+     {ModelType::qwen3, "Qwen3ForCausalLM"}}};
 
 // model_type decides, as it does for HF's AutoConfig; without it, the architecture's name; without
 // either, llama.
@@ -61,8 +64,9 @@ ModelType parse_model_type(const json& j, const std::string& src) {
     const json& a = j["architectures"][0];
     for (const auto& [type, name] : kArchitectures)
       if (a.is_string() && a.get<std::string>() == name) return type;
-    throw io::CheckpointError(src + ": no model_type, and architectures " + j["architectures"].dump() +
-                              " is not one of LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM");
+    throw io::CheckpointError(
+        src + ": no model_type, and architectures " + j["architectures"].dump() +
+        " is not one of LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM");
   }
   return ModelType::llama;
 }
@@ -172,10 +176,12 @@ LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::stri
   if (act != "silu") refuse("hidden_act '" + act + "' is not supported (silu only)");
   if (get_or<bool>(j, "mlp_bias", false, src)) refuse("mlp_bias: true is not supported (no MLP biases)");
   c.attention_bias = get_or<bool>(j, "attention_bias", false, src);
-  if (c.attention_bias && (c.model_type == ModelType::mistral || c.model_type == ModelType::qwen2))
+  if (c.attention_bias && (c.model_type == ModelType::mistral || c.model_type == ModelType::qwen2)) {
     refuse("attention_bias: true on model_type '" + type + "', which has no such field (" +
            (c.model_type == ModelType::qwen2 ? "qwen2 always has q/k/v_proj biases and none on o_proj"
-                                             : "mistral has no attention biases") + ")");
+                                             : "mistral has no attention biases") +
+           ")");
+  }
   if (get_or<double>(j, "attention_dropout", 0.0, src) != 0.0)
     refuse("attention_dropout must be 0 (attention dropout is not implemented)");
   if (get_or<double>(j, "partial_rotary_factor", 1.0, src) != 1.0)
@@ -183,22 +189,25 @@ LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::stri
   if (present("layer_types")) {
     const json& lt = j["layer_types"];
     if (!lt.is_array()) refuse("field 'layer_types' has the wrong type");
-    for (const auto& t : lt)
+    for (const auto& t : lt) {
       if (!t.is_string() || t.get<std::string>() != "full_attention")
         refuse("layer_types: only \"full_attention\" layers are supported (found " + t.dump() + ")");
+    }
   }
   if (c.model_type == ModelType::mistral) {
     if (!j.contains("sliding_window")) {
       c.sliding_window = 4096;  // HF's MistralConfig default (Mistral 7B v0.1); null = none
     } else if (present("sliding_window")) {
       c.sliding_window = get<int64_t>(j, "sliding_window", src);
-      if (*c.sliding_window <= 0) refuse("sliding_window must be > 0 or null (got " + std::to_string(*c.sliding_window) + ")");
+      if (*c.sliding_window <= 0)
+        refuse("sliding_window must be > 0 or null (got " + std::to_string(*c.sliding_window) + ")");
     }
   } else if (qwen) {
     // HF's Qwen configs carry a sliding_window that is unused while use_sliding_window is false.
-    if (get_or<bool>(j, "use_sliding_window", false, src))
+    if (get_or<bool>(j, "use_sliding_window", false, src)) {
       refuse("use_sliding_window: true is not supported for " + type +
              " (its window applies only to layers from max_window_layers on)");
+    }
   } else if (present("sliding_window")) {
     refuse("sliding_window is not a field of model_type '" + type + "' (only mistral has sliding-window attention)");
   }
@@ -210,8 +219,8 @@ LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::stri
   c.num_key_value_heads = get_or<int64_t>(j, "num_key_value_heads", c.num_attention_heads, src);
   // HF's Qwen3Config defaults head_dim to 128; the others to hidden_size / num_attention_heads.
   const int64_t default_head_dim = c.model_type == ModelType::qwen3 ? 128
-                                   : c.num_attention_heads > 0     ? c.hidden_size / c.num_attention_heads
-                                                                   : 0;
+                                   : c.num_attention_heads > 0      ? c.hidden_size / c.num_attention_heads
+                                                                    : 0;
   c.head_dim = get_or<int64_t>(j, "head_dim", default_head_dim, src);
   c.vocab_size = get<int64_t>(j, "vocab_size", src);
   // HF's class defaults when absent.
@@ -244,9 +253,10 @@ void LlamaConfig::check(const std::string& src) const {
   if (hidden_size <= 0 || intermediate_size <= 0 || num_hidden_layers <= 0 || num_attention_heads <= 0 ||
       num_key_value_heads <= 0 || head_dim <= 0 || vocab_size <= 0 || max_position_embeddings <= 0)
     fail("all sizes must be positive");
-  if (num_attention_heads % num_key_value_heads != 0)
-    fail("num_attention_heads (" + std::to_string(num_attention_heads) + ") must be a multiple of num_key_value_heads (" +
-         std::to_string(num_key_value_heads) + ")");
+  if (num_attention_heads % num_key_value_heads != 0) {
+    fail("num_attention_heads (" + std::to_string(num_attention_heads) +
+         ") must be a multiple of num_key_value_heads (" + std::to_string(num_key_value_heads) + ")");
+  }
   if (head_dim % 2 != 0) fail("head_dim must be even for RoPE");
   if (!(rope_theta > 0 && std::isfinite(rope_theta))) fail("rope_theta must be > 0");
   if (!(rms_norm_eps > 0 && std::isfinite(rms_norm_eps))) fail("rms_norm_eps must be > 0");
@@ -261,10 +271,11 @@ void LlamaConfig::check(const std::string& src) const {
     fail("sliding_window must be > 0, and only on mistral");
   if (attention_bias && model_type != ModelType::llama && model_type != ModelType::qwen3)
     fail("attention_bias only on llama and qwen3");
-  if (!checked_unit_sizes())
+  if (!checked_unit_sizes()) {
     fail("the parameter count does not fit in 64 bits (hidden_size " + std::to_string(hidden_size) + ", " +
          std::to_string(num_hidden_layers) + " layers, intermediate_size " + std::to_string(intermediate_size) +
          ", vocab_size " + std::to_string(vocab_size) + "): not a real model");
+  }
   if (bos_token_id < 0 || bos_token_id >= vocab_size || eos_token_id < 0 || eos_token_id >= vocab_size)
     fail("bos/eos token ids must be inside the vocabulary");
 }

@@ -23,10 +23,10 @@ const char* architecture_name(ModelType t);
 struct RopeScaling {
   enum class Type { none, linear, llama3 };
   Type type = Type::none;
-  double factor = 1.0;                               // linear: inv_freq / factor; llama3: the long-wavelength divisor
-  double low_freq_factor = 1.0;                      // llama3 only
-  double high_freq_factor = 4.0;                     // llama3 only
-  int64_t original_max_position_embeddings = 8192;   // llama3 only: the pre-extension context
+  double factor = 1.0;                              // linear: inv_freq / factor; llama3: the long-wavelength divisor
+  double low_freq_factor = 1.0;                     // llama3 only
+  double high_freq_factor = 4.0;                    // llama3 only
+  int64_t original_max_position_embeddings = 8192;  // llama3 only: the pre-extension context
 };
 
 struct LlamaConfig {
@@ -47,15 +47,15 @@ struct LlamaConfig {
   std::optional<int64_t> pad_token_id;
   double initializer_range = 0.02;
   std::string torch_dtype = "float32";
-  RopeScaling rope_scaling;                // type none: plain RoPE
-  bool attention_bias = false;             // llama, qwen3: biases on q_proj, k_proj, v_proj and o_proj
-  std::optional<int64_t> sliding_window;   // mistral: query at p sees keys p - window < j <= p; none = all
+  RopeScaling rope_scaling;               // type none: plain RoPE
+  bool attention_bias = false;            // llama, qwen3: biases on q_proj, k_proj, v_proj and o_proj
+  std::optional<int64_t> sliding_window;  // mistral: query at p sees keys p - window < j <= p; none = all
 
   // Per-architecture switches, derived from model_type and attention_bias.
   bool qkv_bias() const { return attention_bias || model_type == ModelType::qwen2; }  // q/k/v_proj.bias
   bool o_bias() const { return attention_bias; }                                      // o_proj.bias
   bool qk_norm() const { return model_type == ModelType::qwen3; }                     // q_norm, k_norm
-  int64_t attention_window() const { return sliding_window.value_or(0); }              // 0 = unbounded
+  int64_t attention_window() const { return sliding_window.value_or(0); }             // 0 = unbounded
 
   int64_t n_rep() const { return num_attention_heads / num_key_value_heads; }
   int64_t q_dim() const { return num_attention_heads * head_dim; }

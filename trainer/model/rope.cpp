@@ -9,7 +9,7 @@ at::Tensor rope_inv_freq(const LlamaConfig& c) {
   const int64_t hd = c.head_dim;
   // Every step in fp32 tensors with double scalars, the order of HF's expressions: the same roundings.
   const at::Tensor exponent = at::arange(0, hd, 2, at::kLong).to(at::kFloat) / static_cast<double>(hd);
-  const at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, exponent);  // (hd/2)
+  at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, exponent);  // (hd/2)
   const RopeScaling& s = c.rope_scaling;
   switch (s.type) {
     case RopeScaling::Type::none:
@@ -24,10 +24,11 @@ at::Tensor rope_inv_freq(const LlamaConfig& c) {
       const at::Tensor wavelen = inv_freq.reciprocal() * (2 * M_PI);
       // Long wavelengths (low frequencies) are divided by factor, short ones kept.
       const at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
-      const at::Tensor smooth = (wavelen.reciprocal() * old_len - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      const at::Tensor smooth =
+          (wavelen.reciprocal() * old_len - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
       const at::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
-      const at::Tensor medium = at::logical_not(wavelen < high_freq_wavelen).logical_and(
-          at::logical_not(wavelen > low_freq_wavelen));
+      const at::Tensor medium =
+          at::logical_not(wavelen < high_freq_wavelen).logical_and(at::logical_not(wavelen > low_freq_wavelen));
       return at::where(medium, smoothed, scaled);
     }
   }

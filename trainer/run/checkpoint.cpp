@@ -20,10 +20,10 @@
 namespace neftune::run {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using io::CheckpointError;
 using ckpt::kTensorKinds;
 using ckpt::rank_file;
 using ckpt::tensor_name;
+using io::CheckpointError;
 
 namespace {
 
@@ -44,7 +44,8 @@ std::string move_checkpoints_aside(const std::string& root) {
   std::vector<fs::path> entries;
   for (const auto& e : fs::directory_iterator(root)) {
     const std::string n = e.path().filename().string();
-    if (n.rfind("step-", 0) == 0 || n.rfind(".step-", 0) == 0 || n == "latest" || n == ".latest.tmp") entries.push_back(e.path());
+    if (n.rfind("step-", 0) == 0 || n.rfind(".step-", 0) == 0 || n == "latest" || n == ".latest.tmp")
+      entries.push_back(e.path());
   }
   if (entries.empty()) return "";
   const std::string base = fs::path(root).lexically_normal().string();
@@ -107,11 +108,13 @@ void Checkpointer::write_and_publish(const TrainProgress& progress, model::Shard
   dist::agree(host, [&] {
     if (world_.rank >= num_shards) return;
     std::vector<io::SafetensorsWriter::Decl> decls;
-    for (auto* u : units)
+    for (auto* u : units) {
       for (const char* kind : kTensorKinds)
         decls.push_back({tensor_name(u->layout().name, kind), at::kFloat, {u->params().numel()}});
+    }
     io::SafetensorsWriter w((tmp / rank_file(world_.rank, num_shards)).string(), decls,
-                            {{"rank", std::to_string(world_.rank)}, {"num_shards", std::to_string(num_shards)},
+                            {{"rank", std::to_string(world_.rank)},
+                             {"num_shards", std::to_string(num_shards)},
                              {"step", std::to_string(progress.step)}});
     for (size_t i = 0; i < units.size(); ++i) {
       dist::FlatUnit& u = *units[i];
@@ -122,8 +125,8 @@ void Checkpointer::write_and_publish(const TrainProgress& progress, model::Shard
       w.write(tensor_name(u.layout().name, "exp_avg_sq"), st.v.defined() ? st.v : zeros);
     }
     w.finish();
-    sums[2 * world_.rank] = static_cast<double>(w.bytes());
-    sums[2 * world_.rank + 1] = static_cast<double>(w.crc32c());
+    sums[int64_t{2} * world_.rank] = static_cast<double>(w.bytes());
+    sums[int64_t{2} * world_.rank + 1] = static_cast<double>(w.crc32c());
   });
   host.all_reduce(sums, dist::ReduceOp::sum)->wait();
   dist::agree(host, [&] {
@@ -137,9 +140,11 @@ void Checkpointer::write_and_publish(const TrainProgress& progress, model::Shard
     m.num_shards = num_shards;
     m.run_id = run_id_;
     m.model = json::parse(model.config().to_json_text());
-    for (int q = 0; q < num_shards; ++q)
-      m.files[rank_file(q, num_shards)] = {static_cast<uint64_t>(sums[2 * q].item<double>()),
-                                           io::crc32c_text(static_cast<uint32_t>(sums[2 * q + 1].item<double>()))};
+    for (int q = 0; q < num_shards; ++q) {
+      m.files[rank_file(q, num_shards)] = {
+          static_cast<uint64_t>(sums[int64_t{2} * q].item<double>()),
+          io::crc32c_text(static_cast<uint32_t>(sums[int64_t{2} * q + 1].item<double>()))};
+    }
     const json meta = ckpt::meta_json(m, units, std::string(config::to_string(cfg_.distributed.sharding)),
                                       std::to_string(config::config_hash(cfg_)));
     io::write_file_atomic((tmp / "config.yaml").string(), config::dump_config(cfg_));
@@ -274,8 +279,8 @@ TrainProgress Checkpointer::load(const std::string& dir, model::ShardedLlama& mo
       }
       at::NoGradGuard no_grad;
       const int64_t n = std::max<int64_t>(0, hi - lo);
-      for (auto [kind, dst] : {std::pair<const char*, at::Tensor>{"param", u.params()}, {"exp_avg", st.m},
-                               {"exp_avg_sq", st.v}}) {
+      for (auto [kind, dst] :
+           {std::pair<const char*, at::Tensor>{"param", u.params()}, {"exp_avg", st.m}, {"exp_avg_sq", st.v}}) {
         if (n > 0) files.read(um, kind, lo, hi, dst.narrow(0, 0, n));
         dst.narrow(0, n, dst.numel() - n).zero_();  // padding
       }

@@ -33,7 +33,8 @@ Meta read_meta(const std::string& dir) {
   Meta m;
   try {
     const json j = json::parse(in);
-    if (j.value("format", "") != "neftune-checkpoint") throw CheckpointError(path.string() + ": not a neftune checkpoint");
+    if (j.value("format", "") != "neftune-checkpoint")
+      throw CheckpointError(path.string() + ": not a neftune checkpoint");
     if (j.at("version").get<int>() != kFormatVersion)
       throw CheckpointError(path.string() + ": format version " + std::to_string(j.at("version").get<int>()) +
                             " is not supported (this build reads " + std::to_string(kFormatVersion) + ")");
@@ -54,7 +55,8 @@ Meta read_meta(const std::string& dir) {
       um.numel = u.at("numel").get<int64_t>();
       um.padded_numel = u.at("padded_numel").get<int64_t>();
       um.shard_numel = u.at("shard_numel").get<int64_t>();
-      for (const auto& p : u.at("params")) um.params.emplace_back(p.at("name"), p.at("shape").get<std::vector<int64_t>>());
+      for (const auto& p : u.at("params"))
+        um.params.emplace_back(p.at("name"), p.at("shape").get<std::vector<int64_t>>());
       if (um.numel < 0 || um.shard_numel <= 0 || um.shard_numel * m.num_shards < um.numel)
         throw CheckpointError(path.string() + ": unit " + um.name + " has an inconsistent size");
       m.units.push_back(std::move(um));
@@ -148,12 +150,13 @@ void verify_files(const std::string& dir, const Meta& m, int rank, int size) {
     const std::string name = rank_file(q, m.num_shards);
     const fs::path p = fs::path(dir) / name;
     const auto it = m.files.find(name);
-    if (it == m.files.end()) throw CheckpointError((fs::path(dir) / "meta.json").string() + ": no checksum for " + name);
+    if (it == m.files.end())
+      throw CheckpointError((fs::path(dir) / "meta.json").string() + ": no checksum for " + name);
     uint64_t bytes = 0;
     const std::string crc = io::crc32c_text(io::crc32c_file(p.string(), &bytes));
     if (bytes != it->second.bytes || crc != it->second.crc)
-      throw CheckpointError(p.string() + ": corrupt: " + std::to_string(bytes) + " bytes with " + crc + ", meta.json says " +
-                            std::to_string(it->second.bytes) + " bytes with " + it->second.crc);
+      throw CheckpointError(p.string() + ": corrupt: " + std::to_string(bytes) + " bytes with " + crc +
+                            ", meta.json says " + std::to_string(it->second.bytes) + " bytes with " + it->second.crc);
   }
 }
 

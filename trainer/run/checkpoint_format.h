@@ -42,7 +42,8 @@ struct FileSum {
   std::string crc;  // io::crc32c_text
 };
 
-struct Meta {
+// clang-tidy 14 sees a possible throw in the implicit special members of a struct holding nlohmann::json.
+struct Meta {  // NOLINT(bugprone-exception-escape)
   int64_t step = 0, epoch = 0, position = 0, global_batch = 0;
   int world_size = 1, num_shards = 1;
   std::string run_id;                    // "" in checkpoints written before run ids

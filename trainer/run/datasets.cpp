@@ -16,10 +16,11 @@ namespace {
 // The records of a data.train / data.eval file; the key is named when the path is not a file.
 std::vector<data::Record> read_key(const std::string& key, const std::string& path, const config::DataConfig& dc,
                                    data::ReadStats* stats) {
-  if (std::filesystem::is_directory(path))
+  if (std::filesystem::is_directory(path)) {
     throw config::ConfigError("config: " + key + ": " + path +
                               " is a directory; name a JSON or JSONL data file (e.g. " + key + ": " + path +
                               "/train.json)");
+  }
   return data::read_records(path, dc.format, dc.on_malformed, stats);
 }
 
@@ -66,9 +67,10 @@ Datasets load_datasets(const config::TrainConfig& cfg, const tok::Tokenizer& tok
   const auto stop = [] { return stop_requested() != 0; };
   d.train = data::make_examples(train_records, tok, opts, dc.train ? *dc.train : std::string("built-in data"),
                                 &d.train_tok, stop);
-  if (!d.eval_records.empty())
+  if (!d.eval_records.empty()) {
     d.eval = data::make_examples(d.eval_records, tok, opts, dc.eval ? *dc.eval : std::string("built-in held-out data"),
                                  &d.eval_tok, stop);
+  }
   return d;
 }
 
@@ -81,8 +83,8 @@ void check_global_batch(const config::TrainConfig& cfg, int world_size, const Da
   if (!overflow && global <= examples) return;
   throw config::ConfigError(
       "config: train.micro_batch_size " + std::to_string(t.micro_batch_size) + " x train.accumulation_steps " +
-      std::to_string(t.accumulation_steps) + " x " + std::to_string(world_size) + " rank(s) = " +
-      (overflow ? std::string("more than 2^63") : std::to_string(global)) +
+      std::to_string(t.accumulation_steps) + " x " + std::to_string(world_size) +
+      " rank(s) = " + (overflow ? std::string("more than 2^63") : std::to_string(global)) +
       " samples per step (the global batch) exceeds the " + std::to_string(examples) +
       " training examples: lower train.micro_batch_size or train.accumulation_steps (or use fewer ranks)" +
       (d.builtin ? ", or raise data.builtin_train_size" : ", or add training data"));
@@ -98,18 +100,21 @@ std::string describe(const Datasets& d) {
   os << (d.builtin ? "built-in tasks: " : "") << d.train.size() << " train examples (" << tokens << " tokens, "
      << targets << " with loss), " << d.eval.size() << " held-out";
   if (d.train_read.skipped_malformed) os << "; skipped " << d.train_read.skipped_malformed << " malformed records";
-  if (d.train_tok.truncated_prompt + d.train_tok.truncated_response)
+  if (d.train_tok.truncated_prompt + d.train_tok.truncated_response) {
     os << "; truncated " << d.train_tok.truncated_prompt << " prompts and " << d.train_tok.truncated_response
        << " responses to data.max_seq_len";
+  }
   if (d.train_tok.skipped_too_long) os << "; skipped " << d.train_tok.skipped_too_long << " too long";
   const data::TokenizeStats& c = d.train_tok;
   if (c.conversations) {
     os << "; " << c.conversations << " conversations (" << data::to_string(d.chat_template->family)
        << " template, loss on " << config::to_string(d.train_on) << ")";
-    if (c.dropped_turns) os << "; dropped early turns of " << c.dropped_turns << " conversations to fit data.max_seq_len";
+    if (c.dropped_turns)
+      os << "; dropped early turns of " << c.dropped_turns << " conversations to fit data.max_seq_len";
     if (c.cut_last_turn) os << "; cut " << c.cut_last_turn << " conversations into their last exchange";
   }
-  if (c.skipped_malformed) os << "; skipped " << c.skipped_malformed << " conversations the chat template cannot render";
+  if (c.skipped_malformed)
+    os << "; skipped " << c.skipped_malformed << " conversations the chat template cannot render";
   return os.str();
 }
 

@@ -25,9 +25,10 @@ at::Device parse_device(const std::string& spec) {
   }
   const int64_t n = static_cast<int64_t>(at::getNumGPUs());
   const int64_t index = device.has_index() ? device.index() : 0;
-  if (index >= n)
-    throw UserError("--device '" + spec + "': only " + std::to_string(n) + " GPU(s) are visible (cuda:0..cuda:" +
-                    std::to_string(n - 1) + ")");
+  if (index >= n) {
+    throw UserError("--device '" + spec + "': only " + std::to_string(n) +
+                    " GPU(s) are visible (cuda:0..cuda:" + std::to_string(n - 1) + ")");
+  }
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
@@ -36,10 +37,11 @@ void set_fp32_matmul_precision(const at::Device& device, at::ScalarType compute_
   // "high" lets cuBLAS use TF32 for fp32 products; "highest" keeps them in full fp32.
   at::globalContext().setFloat32MatmulPrecision(tf32 ? "high" : "highest");
   at::globalContext().setAllowTF32CuDNN(tf32);
-  if (compute_dtype == at::kFloat && !tf32)
+  if (compute_dtype == at::kFloat && !tf32) {
     warn_once("fp32-on-gpu",
               "[device] computing in fp32 on a GPU without TF32: bf16 (model.dtype: bf16, --dtype bf16) is several "
               "times faster; train.tf32: true keeps fp32 weights with TF32 matmuls");
+  }
 }
 
 }  // namespace neftune::run

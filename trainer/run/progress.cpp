@@ -28,7 +28,8 @@ void ProgressBar::update(int64_t step, double loss, double tokens_per_s) {
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(width, '.');
   std::printf("\r[%s] %lld/%lld loss %.4f  %.0f tok/s  ETA %dm%02ds ", bar.c_str(), static_cast<long long>(step),
-              static_cast<long long>(total_), loss, tokens_per_s, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
+              static_cast<long long>(total_), loss, tokens_per_s, static_cast<int>(eta) / 60,
+              static_cast<int>(eta) % 60);
   std::fflush(stdout);
 }
 

@@ -58,16 +58,16 @@ void check_same_run(const std::string& dir, const config::TrainConfig& cfg) {
 
 }  // namespace
 
-
 void check_resume_compatible(const std::string& dir, const ckpt::Meta& m, const config::TrainConfig& cfg,
                              const model::ShardedLlama& model, int world_size) {
   check_same_model((fs::path(dir) / "meta.json").string(), m, model);
   check_same_run(dir, cfg);
   const int64_t global_batch = cfg.train.micro_batch_size * cfg.train.accumulation_steps * world_size;
   if (global_batch != m.global_batch)
-    throw CheckpointError(dir + ": trained with a global batch of " + std::to_string(m.global_batch) +
-                          " samples, this run has " + std::to_string(global_batch) +
-                          " (micro_batch_size x accumulation_steps x ranks): keep it equal when changing the world size");
+    throw CheckpointError(
+        dir + ": trained with a global batch of " + std::to_string(m.global_batch) + " samples, this run has " +
+        std::to_string(global_batch) +
+        " (micro_batch_size x accumulation_steps x ranks): keep it equal when changing the world size");
 }
 
 }  // namespace neftune::run

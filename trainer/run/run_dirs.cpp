@@ -21,15 +21,22 @@ const char* kLockFile = ".neftune.lock";
 
 std::string hint_for(int err) {
   switch (err) {
-    case EROFS: return "the filesystem is read-only: choose a writable location";
+    case EROFS:
+      return "the filesystem is read-only: choose a writable location";
     case EACCES:
-    case EPERM: return "no permission to write there: choose a directory this user can write";
-    case ENAMETOOLONG: return "a name in the path is too long: use a shorter one";
+    case EPERM:
+      return "no permission to write there: choose a directory this user can write";
+    case ENAMETOOLONG:
+      return "a name in the path is too long: use a shorter one";
     case ENOTDIR:
-    case EEXIST: return "a file is in the way: remove it or choose another path";
-    case ENOSPC: return "the disk is full: free space or choose another location";
-    case ENOENT: return "it cannot be created there (a virtual filesystem such as /proc?): choose a writable location";
-    default: return "choose another path";
+    case EEXIST:
+      return "a file is in the way: remove it or choose another path";
+    case ENOSPC:
+      return "the disk is full: free space or choose another location";
+    case ENOENT:
+      return "it cannot be created there (a virtual filesystem such as /proc?): choose a writable location";
+    default:
+      return "choose another path";
   }
 }
 
@@ -88,14 +95,16 @@ DirLock::~DirLock() {
 RunDirs::RunDirs(const config::TrainConfig& cfg) {
   make_writable_dir(cfg.output_dir, "output_dir");
   locks_.push_back(std::make_unique<DirLock>(cfg.output_dir, "output_dir"));
-  const std::string ckpt = cfg.checkpoint.dir ? *cfg.checkpoint.dir : (fs::path(cfg.output_dir) / "checkpoints").string();
+  const std::string ckpt =
+      cfg.checkpoint.dir ? *cfg.checkpoint.dir : (fs::path(cfg.output_dir) / "checkpoints").string();
   make_writable_dir(ckpt, "checkpoint.dir");
   if (!is_within(ckpt, cfg.output_dir)) locks_.push_back(std::make_unique<DirLock>(ckpt, "checkpoint.dir"));
   std::error_code ec;
   const fs::path latest = fs::path(ckpt) / "latest";
-  if (fs::exists(fs::symlink_status(latest, ec)) && !fs::is_regular_file(fs::symlink_status(latest, ec)))
+  if (fs::exists(fs::symlink_status(latest, ec)) && !fs::is_regular_file(fs::symlink_status(latest, ec))) {
     throw UserError("checkpoint.dir " + ckpt + ": " + latest.string() +
                     " is not a file (neftune writes the newest checkpoint's name there): remove it");
+  }
 }
 
 }  // namespace neftune::run

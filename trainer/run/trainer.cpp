@@ -3,9 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cmath>
 #include <filesystem>
 
 #include "config/config.h"
@@ -41,9 +41,10 @@ void maybe_inject_failure(int rank, int64_t step) {
   if (!spec) return;
   int r = -1;
   long long s = -1;
-  if (std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step)
+  if (std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step) {
     throw std::runtime_error("injected failure on rank " + std::to_string(rank) + " at step " + std::to_string(step) +
                              " (NEFTUNE_INJECT_FAILURE)");
+  }
 }
 
 // Thrown by evaluate() on every rank when a stop was requested during it.
@@ -66,9 +67,10 @@ namespace {
 // Between setup's phases: when any rank was asked to stop (a signal, a cancel), every rank gives up
 // here together rather than after the first step; `after` names the phase just done.
 void stop_if_requested(dist::Communicator& host, const char* after) {
-  if (host.all_reduce_scalar(stop_requested() ? 1.0 : 0.0, dist::ReduceOp::max) > 0)
+  if (host.all_reduce_scalar(stop_requested() ? 1.0 : 0.0, dist::ReduceOp::max) > 0) {
     throw StopRequested(std::string("[setup] stop requested (after ") + after +
                         "): exiting before the first step, nothing to save");
+  }
 }
 }  // namespace
 
@@ -91,22 +93,24 @@ void Trainer::setup() {
     if (cfg_.model.path) {
       base = std::make_unique<model::HfCheckpoint>(*cfg_.model.path);
       mcfg_ = base->config();
-      if (tok_->vocab_size() > mcfg_.vocab_size)
+      if (tok_->vocab_size() > mcfg_.vocab_size) {
         throw UserError("tokenizer has " + std::to_string(tok_->vocab_size()) + " ids but the model's vocab_size is " +
                         std::to_string(mcfg_.vocab_size) + " (tokenizer.kind/path does not match model.path)");
+      }
     } else {
       mcfg_ = model::LlamaConfig::from_init(cfg_.model.init, tok_->vocab_size(), tok_->bos_id(), tok_->eos_id());
     }
-    if (cfg_.data.max_seq_len > mcfg_.max_position_embeddings)
+    if (cfg_.data.max_seq_len > mcfg_.max_position_embeddings) {
       throw UserError("config: data.max_seq_len " + std::to_string(cfg_.data.max_seq_len) +
                       " exceeds the model's max_position_embeddings " + std::to_string(mcfg_.max_position_embeddings) +
                       " (lower data.max_seq_len)");
+    }
   });
   stop_if_requested(host, "loading the tokenizer and model config");
   spdlog::info("[model] {} {} params: {} layers, d={}, heads {}/{} kv, ffn {}, vocab {}, tied={}",
-               model::architecture_name(mcfg_.model_type), mcfg_.num_parameters(),
-               mcfg_.num_hidden_layers, mcfg_.hidden_size, mcfg_.num_attention_heads, mcfg_.num_key_value_heads,
-               mcfg_.intermediate_size, mcfg_.vocab_size, mcfg_.tie_word_embeddings);
+               model::architecture_name(mcfg_.model_type), mcfg_.num_parameters(), mcfg_.num_hidden_layers,
+               mcfg_.hidden_size, mcfg_.num_attention_heads, mcfg_.num_key_value_heads, mcfg_.intermediate_size,
+               mcfg_.vocab_size, mcfg_.tie_word_embeddings);
 
   dist::agree(host, [&] {
     data_ = load_datasets(cfg_, *tok_);
@@ -130,12 +134,14 @@ void Trainer::setup() {
   });
   set_fp32_matmul_precision(tc_.device, to_dtype(cfg_.model.dtype), cfg_.train.tf32);
   checkpointer_ = std::make_unique<Checkpointer>(cfg_, world_);
-  if (options_.overwrite)
+  if (options_.overwrite) {
     dist::agree(host, [&] {
       if (!rank0()) return;
       const std::string moved = move_checkpoints_aside(checkpointer_->root());
-      if (!moved.empty()) spdlog::warn("[ckpt] --overwrite: moved the checkpoints that were in {} to {}", checkpointer_->root(), moved);
+      if (!moved.empty())
+        spdlog::warn("[ckpt] --overwrite: moved the checkpoints that were in {} to {}", checkpointer_->root(), moved);
     });
+  }
   const std::optional<std::string> resume = checkpointer_->select_resume();
   opt_state_.resize(model_->units().size());
   TrainProgress progress;
@@ -157,7 +163,8 @@ void Trainer::setup() {
         "checkpoint.dir " + checkpointer_->root() + " holds checkpoints of another run (" + names + ") and this run " +
         (resume ? "resumed from " + *resume : "starts fresh (checkpoint.resume: " + cfg_.checkpoint.resume + ")") +
         ": to continue that run, --set checkpoint.resume=auto; to start a new run, choose another output_dir or "
-        "checkpoint.dir, or pass --overwrite to move them aside into " + checkpointer_->root() + ".replaced-<time>");
+        "checkpoint.dir, or pass --overwrite to move them aside into " +
+        checkpointer_->root() + ".replaced-<time>");
   });
   if (!resume) {
     dist::agree(host, [&] {
@@ -191,9 +198,10 @@ void Trainer::setup() {
     if (resume) keep_metrics_through(metrics_path, step_);
     metrics_ = std::make_unique<MetricsWriter>(metrics_path, !resume);
   }
-  if (cfg_.data.packing)
-    pack_length_ = cfg_.data.pack_length > 0 ? cfg_.data.pack_length
-                                             : cfg_.train.micro_batch_size * cfg_.data.max_seq_len;
+  if (cfg_.data.packing) {
+    pack_length_ =
+        cfg_.data.pack_length > 0 ? cfg_.data.pack_length : cfg_.train.micro_batch_size * cfg_.data.max_seq_len;
+  }
   spdlog::info("[train] {} steps of {} samples (micro-batch {} x accumulation {} x {} ranks), NEFTune alpha {}, {}",
                total_steps_, global_batch, cfg_.train.micro_batch_size, cfg_.train.accumulation_steps, world_.size,
                cfg_.neftune.alpha.value_or(0.0),
@@ -276,11 +284,13 @@ StepStats Trainer::train_step() {
     const auto first = picks.begin() + (world_.rank * accum + m) * mbs;
     const data::Batch batch = data::make_batch(data_.train, {first, first + mbs}, tok_->pad_id(), pack_length_);
     // token: every real token of the step weighs the same; microbatch_mean: each micro-batch does.
-    const double scale = token_norm ? 1.0 / static_cast<double>(s.targets)
-                                    : 1.0 / static_cast<double>(batch.n_targets * accum * world);
+    const double scale =
+        token_norm ? 1.0 / static_cast<double>(s.targets) : 1.0 / static_cast<double>(batch.n_targets * accum * world);
     std::function<at::Tensor(const at::Tensor&)> noise;
     if (alpha > 0)
-      noise = [&](const at::Tensor& e) { return add_neftune_noise(e, batch, static_cast<uint64_t>(t.seed), step, alpha); };
+      noise = [&](const at::Tensor& e) {
+        return add_neftune_noise(e, batch, static_cast<uint64_t>(t.seed), step, alpha);
+      };
     const bool reduce = cfg_.distributed.reduce_every_microbatch || m == accum - 1;
     const model::MicroResult r = model_->forward_backward(batch, scale, reduce, noise);
     const at::Tensor micro = r.loss_sum.to(at::kDouble);
@@ -291,11 +301,12 @@ StepStats Trainer::train_step() {
   world_.host->all_reduce(sums, dist::ReduceOp::sum)->wait();
   s.loss = token_norm ? sums[0].item<double>() / static_cast<double>(s.targets)
                       : sums[1].item<double>() / static_cast<double>(accum * world);
-  if (!std::isfinite(s.loss))
+  if (!std::isfinite(s.loss)) {
     // The loss is all-reduced: every rank sees it and stops here together (an agreed failure).
     throw dist::AgreedFailure("[train] loss is " + std::to_string(s.loss) + " at step " + std::to_string(step + 1) +
                                   " (lower train.lr, or check the data)",
                               /*user_error=*/false);
+  }
 
   const auto& units = model_->units();
   s.grad_norm = optim::global_grad_norm(units, *tc_.comm);
@@ -332,7 +343,8 @@ double Trainer::evaluate() {
     const int64_t lo = b * mbs, hi = std::min<int64_t>(lo + mbs, static_cast<int64_t>(mine.size()));
     const bool dummy = lo >= hi;
     const std::vector<data::SamplePick> picks =
-        dummy ? std::vector<data::SamplePick>{{0, 0}} : std::vector<data::SamplePick>(mine.begin() + lo, mine.begin() + hi);
+        dummy ? std::vector<data::SamplePick>{{0, 0}}
+              : std::vector<data::SamplePick>(mine.begin() + lo, mine.begin() + hi);
     const model::MicroResult r = model_->evaluate(data::make_batch(data_.eval, picks, tok_->pad_id(), pack_length_));
     if (!dummy) {
       loss.add_(r.loss_sum.to(at::kDouble));
@@ -350,14 +362,14 @@ double Trainer::evaluate() {
 
 std::string Trainer::save_checkpoint() {
   const TrainProgress p{step_, sampler_->epoch(), sampler_->position()};
-  const std::string dir = checkpointer_->save(p, *model_, opt_state_, *tok_);
+  std::string dir = checkpointer_->save(p, *model_, opt_state_, *tok_);
   saved_step_ = step_;
   return dir;
 }
 
 void Trainer::write_step_metrics(const StepStats& s, double peak_rss) {
   const double tps = static_cast<double>(s.tokens) / s.seconds;
-  if (metrics_)
+  if (metrics_) {
     metrics_->write({{"step", s.step},
                      {"epoch", s.epoch},
                      {"loss", s.loss},
@@ -368,9 +380,11 @@ void Trainer::write_step_metrics(const StepStats& s, double peak_rss) {
                      {"tokens_per_s", tps},
                      {"step_time_s", s.seconds},
                      {"peak_rss_mb", peak_rss}});
-  if (s.step % cfg_.logging.log_every_steps == 0 || s.step == 1 || s.step == total_steps_)
+  }
+  if (s.step % cfg_.logging.log_every_steps == 0 || s.step == 1 || s.step == total_steps_) {
     spdlog::info("[train] step {}/{} epoch {:.2f} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s", s.step,
                  total_steps_, s.epoch, s.loss, s.lr, s.grad_norm, tps);
+  }
 }
 
 void Trainer::export_final(const std::string& dir) {

@@ -23,13 +23,13 @@
 namespace neftune::run {
 
 struct StepStats {
-  int64_t step = 0;      // 1-based number of the optimizer step just taken
-  double epoch = 0;      // epochs consumed, fractional
+  int64_t step = 0;  // 1-based number of the optimizer step just taken
+  double epoch = 0;  // epochs consumed, fractional
   double loss = 0;
   double lr = 0;
   double grad_norm = 0;
-  int64_t tokens = 0;    // real tokens in the step, all ranks
-  int64_t targets = 0;   // tokens with a loss, all ranks
+  int64_t tokens = 0;   // real tokens in the step, all ranks
+  int64_t targets = 0;  // tokens with a loss, all ranks
   double seconds = 0;
 };
 
@@ -89,7 +89,7 @@ class Trainer {
   std::vector<std::vector<dist::IndexRange>> decay_ranges_;  // per unit: where AdamW decays
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<Checkpointer> checkpointer_;
-  int64_t step_ = 0;  // optimizer steps taken
+  int64_t step_ = 0;         // optimizer steps taken
   int64_t saved_step_ = -1;  // the step of the newest checkpoint this run wrote or resumed from
   TrainObserver observer_;
   int64_t total_steps_ = 0;

@@ -43,9 +43,10 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(s
                 tokens_.end());
   for (uint32_t i = 0; i < tokens_.size(); ++i)
     by_first_byte_[static_cast<unsigned char>(tokens_[i].content[0])].push_back(i);
-  for (auto& bucket : by_first_byte_)
+  for (auto& bucket : by_first_byte_) {
     std::stable_sort(bucket.begin(), bucket.end(),
                      [&](uint32_t a, uint32_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
+  }
 }
 
 void AddedTokenMatcher::split(std::string_view text, std::vector<Segment>& out) const {

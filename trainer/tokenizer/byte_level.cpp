@@ -28,8 +28,8 @@ std::array<int16_t, 0x144> make_char_to_byte() {
 }  // namespace
 
 const std::array<uint32_t, 256>& byte_to_char() {
-  static const std::array<uint32_t, 256> map = make_byte_to_char();
-  return map;
+  static const std::array<uint32_t, 256> kMap = make_byte_to_char();
+  return kMap;
 }
 
 std::string encode(std::string_view bytes) {
@@ -41,12 +41,12 @@ std::string encode(std::string_view bytes) {
 }
 
 bool decode_append(std::string_view text, std::string& out) {
-  static const std::array<int16_t, 0x144> inv = make_char_to_byte();
+  static const std::array<int16_t, 0x144> kInv = make_char_to_byte();
   if (utf8::find_invalid(text) != std::string_view::npos) return false;
   for (size_t i = 0; i < text.size();) {
     const uint32_t cp = utf8::decode(text, i);
-    if (cp >= inv.size() || inv[cp] < 0) return false;
-    out.push_back(static_cast<char>(inv[cp]));
+    if (cp >= kInv.size() || kInv[cp] < 0) return false;
+    out.push_back(static_cast<char>(kInv[cp]));
   }
   return true;
 }

@@ -10,12 +10,12 @@
 #include <unordered_map>
 
 #include "config/errors.h"
+#include "trainer/io/json_error.h"
 #include "trainer/tokenizer/byte_level.h"
 #include "trainer/tokenizer/hf_parts.h"
 #include "trainer/tokenizer/string_id_map.h"
 #include "trainer/tokenizer/tokenizer_json_reader.h"
 #include "trainer/tokenizer/unicode_nfc.h"
-#include "trainer/io/json_error.h"
 
 namespace neftune::tok {
 namespace {
@@ -287,16 +287,18 @@ void load_special_ids(HfParts& p, const std::vector<AddedToken>& added, const St
     p.bos = p.prefix.front();  // what the post-processor puts first
   }
   std::vector<int32_t> ends;  // special added tokens only: "</s>" is an ordinary token of Qwen's vocabulary
-  for (const char* name : kEndTokens)
+  for (const char* name : kEndTokens) {
     for (const AddedToken& a : added)
       if (a.special && a.content == name) ends.push_back(a.id);
+  }
   if (p.eos < 0 && !ends.empty()) p.eos = ends.front();
-  if (p.eos < 0)
+  if (p.eos < 0) {
     throw UserError(
         p.json_path + ": no EOS token: " +
         (p.config_path.empty() ? "no tokenizer_config.json beside it" : "tokenizer_config.json names none") +
         " and it has none of <|end_of_text|>, <|endoftext|>, </s>, <|im_end|> (set eos_token in "
         "tokenizer_config.json)");
+  }
   p.stop_ids = {p.eos};
   for (const int32_t id : ends)
     if (std::find(p.stop_ids.begin(), p.stop_ids.end(), id) == p.stop_ids.end()) p.stop_ids.push_back(id);
@@ -327,9 +329,10 @@ HfParts load_hf_parts(const std::string& json_path) {
   }
   if (root.has("post_processor")) load_post_processor(root.at("post_processor"), p);
   load_decoder(root.has("decoder") ? root.at("decoder") : Node{json(), "decoder", json_path});
-  for (const char* key : {"truncation", "padding"})
+  for (const char* key : {"truncation", "padding"}) {
     if (root.has(key))
       spdlog::warn("[tokenizer] {}: '{}' is not applied (data.max_seq_len truncates, collation pads)", json_path, key);
+  }
 
   const Node model = root.at("model");
   if (model.type() != "BPE") model.unsupported("BPE");
@@ -338,9 +341,10 @@ HfParts load_hf_parts(const std::string& json_path) {
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (model.has(key) && !model.at(key).str().empty()) model.at(key).fail("a non-empty affix is not supported");
   // read_tokenizer_json streamed them when they had the right shapes, and left them in the tree otherwise.
-  for (const char* key : {"vocab", "merges"})
+  for (const char* key : {"vocab", "merges"}) {
     if (model.j.contains(key))
       model.at(key).fail(std::string("expected ") + (key[0] == 'v' ? "an object of token -> id" : "an array"));
+  }
   if (tables.entries == 0) model.fail("missing 'vocab' (or it is empty)");
   p.id_bytes.resize(static_cast<size_t>(tables.size));
   const std::vector<BytePairEncoder::Merge> merges = tables.resolve_merges();

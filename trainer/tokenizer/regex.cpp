@@ -19,7 +19,7 @@ std::string pcre2_message(int code) {
 struct MatchState {
   pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
   pcre2_match_context* context = pcre2_match_context_create(nullptr);
-  pcre2_jit_stack* jit_stack = pcre2_jit_stack_create(32 * 1024, 16 * 1024 * 1024, nullptr);
+  pcre2_jit_stack* jit_stack = pcre2_jit_stack_create(size_t{32} * 1024, size_t{16} * 1024 * 1024, nullptr);
 
   MatchState() {
     if (!data || !context) throw std::bad_alloc();

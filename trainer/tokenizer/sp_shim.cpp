@@ -38,7 +38,8 @@ long nsp_encode(void* handle, const char* text, size_t len, int* out, size_t cap
 long nsp_decode(void* handle, const int* ids, size_t n, char* out, size_t cap) {
   std::string text;
   if (!sp(handle)->Decode(std::vector<int>(ids, ids + n), &text).ok()) return -1;
-  std::memcpy(out, text.data(), std::min(cap, text.size()));
+  // A byte buffer whose length is returned, never a C string.
+  std::memcpy(out, text.data(), std::min(cap, text.size()));  // NOLINT(bugprone-not-null-terminated-result)
   return static_cast<long>(text.size());
 }
 
@@ -53,7 +54,7 @@ void nsp_info(void* handle, int* vocab, int* bos, int* eos, int* pad, int* unk) 
 long nsp_piece(void* handle, int id, char* out, size_t cap) {
   if (id < 0 || id >= sp(handle)->GetPieceSize()) return -1;
   const std::string& piece = sp(handle)->IdToPiece(id);
-  std::memcpy(out, piece.data(), std::min(cap, piece.size()));
+  std::memcpy(out, piece.data(), std::min(cap, piece.size()));  // NOLINT(bugprone-not-null-terminated-result)
   return static_cast<long>(piece.size());
 }
 

@@ -52,8 +52,9 @@ std::string ByteTokenizer::piece(int32_t id) const {
 void ByteTokenizer::save(const std::string& dir) const {
   save_json(dir, "neftune_tokenizer.json",
             {{"kind", "byte"}, {"vocab_size", 259}, {"bos_id", kBos}, {"eos_id", kEos}, {"pad_id", kPad}});
-  save_json(dir, "tokenizer_config.json",
-            {{"tokenizer_class", "ByteTokenizer (neftune; see neftune_tokenizer.json)"}, {"model_max_length", 1 << 20}});
+  save_json(
+      dir, "tokenizer_config.json",
+      {{"tokenizer_class", "ByteTokenizer (neftune; see neftune_tokenizer.json)"}, {"model_max_length", 1 << 20}});
 }
 
 namespace {
@@ -87,7 +88,7 @@ std::string module_path() {
 }
 
 const SpModule& sp_module() {
-  static const SpModule module = [] {
+  static const SpModule kModule = [] {
     const std::string path = module_path();
 #if defined(__SANITIZE_ADDRESS__)
     const int flags = RTLD_NOW | RTLD_LOCAL;  // sanitizers refuse RTLD_DEEPBIND
@@ -95,8 +96,9 @@ const SpModule& sp_module() {
     const int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
 #endif
     void* lib = dlopen(path.c_str(), flags);
-    if (!lib) throw std::runtime_error(std::string("cannot load the sentencepiece module: ") + dlerror() +
-                                       " (set NEFTUNE_SP_MODULE to libneftune_sentencepiece.so)");
+    if (!lib)
+      throw std::runtime_error(std::string("cannot load the sentencepiece module: ") + dlerror() +
+                               " (set NEFTUNE_SP_MODULE to libneftune_sentencepiece.so)");
     auto sym = [&](const char* name) {
       void* f = dlsym(lib, name);
       if (!f) throw std::runtime_error(path + ": missing symbol " + name);
@@ -111,7 +113,7 @@ const SpModule& sp_module() {
     m.piece = reinterpret_cast<decltype(m.piece)>(sym("nsp_piece"));
     return m;
   }();
-  return module;
+  return kModule;
 }
 
 class SentencePieceTokenizer final : public Tokenizer {
@@ -248,9 +250,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const config::TokenizerConfig& cfg,
   // The explicit kinds: tokenizer.path (a file, or a directory holding the kind's file), else model.path.
   auto explicit_file = [&](const char* name) {
     if (cfg.path) return fs::is_directory(*cfg.path) ? (fs::path(*cfg.path) / name).string() : *cfg.path;
-    if (!model_dir)
+    if (!model_dir) {
       throw UserError(std::string("tokenizer.kind ") + std::string(config::to_string(cfg.kind)) +
                       ": set tokenizer.path or model.path (with a " + name + " in it)");
+    }
     return (fs::path(*model_dir) / name).string();
   };
   switch (cfg.kind) {
@@ -268,9 +271,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const config::TokenizerConfig& cfg,
   TokenizerFile f;
   if (fs::is_directory(*where)) {
     const auto found = find_tokenizer_file(*where);
-    if (!found)
+    if (!found) {
       throw UserError(no_tokenizer_in(*where, std::string("tokenizer.kind auto: set tokenizer.kind and ") +
                                                   (cfg.path ? "tokenizer.path" : "model.path or tokenizer.path")));
+    }
     f = *found;
   } else {
     if (!fs::exists(*where)) throw UserError(*where + ": not found (tokenizer.path)");
