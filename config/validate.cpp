@@ -48,9 +48,10 @@ void validate(const TrainConfig& c) {
   between("model.init.max_seq_len", m.max_seq_len, 2, kMaxPositions);
   if (m.dim % m.n_heads != 0)
     bad("model.init.dim", "must be divisible by model.init.n_heads (" + str(m.dim) + " % " + str(m.n_heads) + " != 0)");
-  if (m.n_heads % m.n_kv_heads != 0)
+  if (m.n_heads % m.n_kv_heads != 0) {
     bad("model.init.n_kv_heads",
         "must divide model.init.n_heads (" + str(m.n_heads) + " % " + str(m.n_kv_heads) + " != 0)");
+  }
   if ((m.dim / m.n_heads) % 2 != 0) bad("model.init.dim", "head dim (dim / n_heads) must be even for RoPE");
   if (!(m.rope_theta > 0)) bad("model.init.rope_theta", "must be > 0");
   const RopeScalingInit& rs = m.rope_scaling;

@@ -119,9 +119,10 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
                     static_cast<long long>(report.generated), report.mean_response_tokens, report.mean_response_chars);
       }
       if (report.exact_match) std::printf("exact match %.1f%%\n", 100.0 * *report.exact_match);
-      for (const auto& [task, ct] : report.per_task)
+      for (const auto& [task, ct] : report.per_task) {
         std::printf("  %-10s %lld/%lld\n", task.c_str(), static_cast<long long>(ct.first),
                     static_cast<long long>(ct.second));
+      }
     }
     return kExitOk;
   };

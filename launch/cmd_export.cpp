@@ -37,9 +37,10 @@ int64_t parse_size(const std::string& text) {
   if (scale == kScales.end() || !(value > 0) || !std::isfinite(value))
     throw UserError(usage + "is not a size" + example);
   const double bytes = value * scale->second;
-  if (bytes < 1 || bytes > kMaxShardBytes)
+  if (bytes < 1 || bytes > kMaxShardBytes) {
     throw UserError(usage + "is " + (bytes < 1 ? "under 1 byte" : "over 1TB") + ": shards must be 1 byte to 1TB" +
                     example);
+  }
   return static_cast<int64_t>(bytes);
 }
 

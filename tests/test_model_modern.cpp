@@ -210,10 +210,11 @@ Weights random_weights(const model::LlamaConfig& c, uint64_t seed) {
   for (const auto& p : model::all_params(c)) {
     const bool bias = p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0;
     at::Tensor t = at::randn(p.shape, at::kDouble);
-    if (p.shape.size() == 2)
+    if (p.shape.size() == 2) {
       t = t * (p.name == model::kEmbedName ? 1.0 : 1.5 / std::sqrt(double(p.shape[1])));
-    else
+    } else {
       t = bias ? t * 0.5 : 1.0 + 0.2 * t;
+    }
     w[p.name] = t;
   }
   return w;
@@ -667,9 +668,10 @@ TEST(ModernDist, ShardedRunsMatchTheOneRankRunAndReshardOnResume) {
       t.save_checkpoint();
       bool has_new = false;
       for (auto* u : t.model().units()) {
-        for (const auto& p : u->layout().params)
+        for (const auto& p : u->layout().params) {
           has_new =
               has_new || p.name.find(std::string(family) == "qwen2" ? "q_proj.bias" : "q_norm") != std::string::npos;
+        }
       }
       EXPECT_TRUE(has_new) << "the flat units hold the architecture's own tensors";
     }

@@ -135,7 +135,7 @@ TEST(AdamW, DecayRangesGiveTheMaskFormulationsResultBitForBit) {
       ASSERT_EQ(layout.padded_numel, 141780);  // 141777 values + 3 of padding
       EXPECT_EQ(layout.decay_ranges(int64_t{2} * 35445, 35445),
                 (std::vector<IndexRange>{{0, 91000 - 70890}, {91777 - 70890, 35445}}));
-      EXPECT_EQ(layout.decay_ranges(3 * 35445, 35445), (std::vector<IndexRange>{{0, 141777 - 106335}}));
+      EXPECT_EQ(layout.decay_ranges(int64_t{3} * 35445, 35445), (std::vector<IndexRange>{{0, 141777 - 106335}}));
     }
     for (int64_t rank = 0; rank < world; ++rank) {
       SCOPED_TRACE("world " + std::to_string(world) + " rank " + std::to_string(rank));

@@ -242,9 +242,10 @@ void render_mistral(const ChatTemplate& t, const Conversation& c, Out& out, cons
 void render_alpaca(const ChatTemplate& t, const Conversation& c, Out& out, const std::string& where) {
   const size_t first = c.messages[0].role == "system" ? 1 : 0;
   const size_t n = c.messages.size() - first;
-  if (n != 2 && !(n == 1 && c.add_generation_prompt))
+  if (n != 2 && !(n == 1 && c.add_generation_prompt)) {
     bad(where, first,
         "the alpaca template takes one user turn and one assistant turn (" + std::to_string(n) + " given)");
+  }
   check_alternation(c, where, "alpaca");
   out.special(t.bos);
   out.text(format_prompt(c.messages[first].content, ""));

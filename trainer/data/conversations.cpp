@@ -62,9 +62,10 @@ std::string parse_conversation(const json& record, config::DataFormat format, bo
     std::string speaker, content;
     if (std::string err = field(k.role, speaker); !err.empty()) return turn(i, err);
     const std::string role = role_of(speaker, format);
-    if (role.empty())
+    if (role.empty()) {
       return turn(i,
                   std::string("field '") + k.role + "' is not one of " + k.roles + " (tool turns are not supported)");
+    }
     if (std::string err = field(k.content, content); !err.empty()) return turn(i, err);
     if (role == "system") {
       if (i != 0) return turn(i, "a system turn must come first");

@@ -132,9 +132,10 @@ void write_hf_model(const std::string& dir, const LlamaConfig& config,
     std::vector<io::SafetensorsWriter::Decl> decls;
     for (const size_t i : shards[s]) decls.push_back({params[i].name, options.dtype, params[i].shape});
     std::unique_ptr<io::SafetensorsWriter> w;
-    if (write)
+    if (write) {
       w = std::make_unique<io::SafetensorsWriter>((fs::path(dir) / fname).string(), decls,
                                                   std::map<std::string, std::string>{{"format", "pt"}});
+    }
     for (const size_t i : shards[s]) {
       const at::Tensor t = get(params[i].name);
       if (w) w->write(params[i].name, t);

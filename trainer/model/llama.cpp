@@ -175,7 +175,9 @@ at::Tensor LlamaModel::forward(const at::Tensor& ids, KvCache* cache) const {
   const int64_t pos0 = cache ? cache->len : 0;
   TORCH_CHECK(pos0 + ids.size(1) <= config_.max_position_embeddings, "sequence of ", pos0 + ids.size(1),
               " tokens exceeds max_position_embeddings ", config_.max_position_embeddings);
-  if (cache) TORCH_CHECK(pos0 + ids.size(1) <= cache->k[0].size(2), "KV cache capacity exceeded");
+  if (cache) {
+    TORCH_CHECK(pos0 + ids.size(1) <= cache->k[0].size(2), "KV cache capacity exceeded");
+  }
   rope_.reserve(pos0 + ids.size(1));
   at::Tensor x = embed(embed_, ids.to(device_));
   for (size_t i = 0; i < layers_.size(); ++i) {

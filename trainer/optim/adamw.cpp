@@ -60,9 +60,10 @@ void adamw_update(at::Tensor& param, const at::Tensor& grad, AdamWState& state,
     state.m = at::zeros_like(param);
     state.v = at::zeros_like(param);
   }
-  for (const auto& r : decay_ranges)
+  for (const auto& r : decay_ranges) {
     TORCH_CHECK(0 <= r.begin && r.begin <= r.end && r.end <= param.numel(), "decay range [", r.begin, ", ", r.end,
                 ") outside a parameter shard of ", param.numel());
+  }
   const std::vector<dist::IndexRange> none;
   const std::vector<dist::IndexRange>& ranges = o.weight_decay > 0 ? decay_ranges : none;
   const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));

@@ -35,9 +35,10 @@ Meta read_meta(const std::string& dir) {
     const json j = json::parse(in);
     if (j.value("format", "") != "neftune-checkpoint")
       throw CheckpointError(path.string() + ": not a neftune checkpoint");
-    if (j.at("version").get<int>() != kFormatVersion)
+    if (j.at("version").get<int>() != kFormatVersion) {
       throw CheckpointError(path.string() + ": format version " + std::to_string(j.at("version").get<int>()) +
                             " is not supported (this build reads " + std::to_string(kFormatVersion) + ")");
+    }
     m.step = j.at("step").get<int64_t>();
     m.epoch = j.at("sampler").at("epoch").get<int64_t>();
     m.position = j.at("sampler").at("position").get<int64_t>();
@@ -45,9 +46,10 @@ Meta read_meta(const std::string& dir) {
     m.global_batch = j.at("global_batch").get<int64_t>();
     m.num_shards = j.at("num_shards").get<int>();
     m.run_id = j.value("run_id", "");
-    if (j.contains("files"))
+    if (j.contains("files")) {
       for (const auto& [name, f] : j.at("files").items())
         m.files[name] = {f.at("bytes").get<uint64_t>(), f.at("checksum").get<std::string>()};
+    }
     m.model = j.at("model");
     for (const auto& u : j.at("units")) {
       UnitMeta um;
@@ -71,17 +73,18 @@ Meta read_meta(const std::string& dir) {
 namespace {
 
 fs::path existing_rank_file(const std::string& dir, int q, int n) {
-  const fs::path p = fs::path(dir) / rank_file(q, n);
+  fs::path p = fs::path(dir) / rank_file(q, n);
   if (!fs::exists(p)) throw CheckpointError(p.string() + ": missing rank file (the checkpoint is incomplete)");
   return p;
 }
 
 json unit_json(const dist::FlatUnit& u, int num_shards) {
   json params = json::array();
-  for (size_t i = 0; i < u.layout().params.size(); ++i)
+  for (size_t i = 0; i < u.layout().params.size(); ++i) {
     params.push_back({{"name", u.layout().params[i].name},
                       {"shape", u.layout().params[i].shape},
                       {"offset", u.layout().offsets[i]}});
+  }
   return {{"name", u.layout().name},
           {"numel", u.layout().numel},
           {"padded_numel", u.layout().padded_numel},
@@ -130,16 +133,17 @@ void ShardFiles::read(const UnitMeta& u, const char* kind, int64_t lo, int64_t h
 
 std::vector<fs::path> checkpoints_newest_first(const fs::path& root) {
   std::vector<std::pair<int64_t, fs::path>> found;
-  static const std::regex pattern("step-([0-9]+)");
+  static const std::regex kPattern("step-([0-9]+)");
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return {};
   for (const auto& e : fs::directory_iterator(root, ec)) {
     std::smatch mt;
     const std::string name = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(name, mt, pattern)) found.emplace_back(std::stoll(mt[1]), e.path());
+    if (e.is_directory() && std::regex_match(name, mt, kPattern)) found.emplace_back(std::stoll(mt[1]), e.path());
   }
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<fs::path> out;
+  out.reserve(found.size());
   for (auto& f : found) out.push_back(f.second);
   return out;
 }
@@ -154,9 +158,10 @@ void verify_files(const std::string& dir, const Meta& m, int rank, int size) {
       throw CheckpointError((fs::path(dir) / "meta.json").string() + ": no checksum for " + name);
     uint64_t bytes = 0;
     const std::string crc = io::crc32c_text(io::crc32c_file(p.string(), &bytes));
-    if (bytes != it->second.bytes || crc != it->second.crc)
+    if (bytes != it->second.bytes || crc != it->second.crc) {
       throw CheckpointError(p.string() + ": corrupt: " + std::to_string(bytes) + " bytes with " + crc +
                             ", meta.json says " + std::to_string(it->second.bytes) + " bytes with " + it->second.crc);
+    }
   }
 }
 
@@ -169,9 +174,10 @@ void validate_structure(const std::string& dir, const Meta& m) {
         const std::string t = tensor_name(u.name, kind);
         if (!f.contains(t)) throw CheckpointError(p.string() + ": tensor '" + t + "' is missing");
         const auto& e = f.entry(t);
-        if (e.dtype != "F32" || e.shape != std::vector<int64_t>{u.shard_numel})
+        if (e.dtype != "F32" || e.shape != std::vector<int64_t>{u.shard_numel}) {
           throw CheckpointError(p.string() + ": tensor '" + t + "' should be F32 [" + std::to_string(u.shard_numel) +
                                 "] per meta.json");
+        }
       }
     }
   }

@@ -26,13 +26,15 @@ std::string model_difference(json a, json b) {
 
 void check_same_model(const std::string& meta_path, const ckpt::Meta& m, const model::ShardedLlama& model) {
   const std::string diff = model_difference(m.model, json::parse(model.config().to_json_text()));
-  if (!diff.empty())
+  if (!diff.empty()) {
     throw CheckpointError(meta_path + ": written for a different model (" + diff +
                           "): resume with the model it was trained from, or set checkpoint.resume: never");
+  }
   const auto& units = model.units();
-  if (m.units.size() != units.size())
+  if (m.units.size() != units.size()) {
     throw CheckpointError(meta_path + ": has " + std::to_string(m.units.size()) + " units, the model has " +
                           std::to_string(units.size()));
+  }
   for (size_t i = 0; i < units.size(); ++i) {
     const auto& l = units[i]->layout();
     bool same = m.units[i].name == l.name && m.units[i].numel == l.numel && m.units[i].params.size() == l.params.size();
@@ -51,9 +53,10 @@ void check_same_run(const std::string& dir, const config::TrainConfig& cfg) {
   std::string changed;
   for (const auto& d : config::differing_keys(written, cfg))
     if (!config::may_change_on_resume(d.substr(0, d.find(':')))) changed += (changed.empty() ? "" : "; ") + d;
-  if (!changed.empty())
+  if (!changed.empty()) {
     throw CheckpointError(dir + ": was written by a different run (" + changed +
                           "): resume with the same config, or set checkpoint.resume: never");
+  }
 }
 
 }  // namespace
@@ -63,11 +66,12 @@ void check_resume_compatible(const std::string& dir, const ckpt::Meta& m, const 
   check_same_model((fs::path(dir) / "meta.json").string(), m, model);
   check_same_run(dir, cfg);
   const int64_t global_batch = cfg.train.micro_batch_size * cfg.train.accumulation_steps * world_size;
-  if (global_batch != m.global_batch)
+  if (global_batch != m.global_batch) {
     throw CheckpointError(
         dir + ": trained with a global batch of " + std::to_string(m.global_batch) + " samples, this run has " +
         std::to_string(global_batch) +
         " (micro_batch_size x accumulation_steps x ranks): keep it equal when changing the world size");
+  }
 }
 
 }  // namespace neftune::run

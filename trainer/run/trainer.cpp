@@ -287,10 +287,11 @@ StepStats Trainer::train_step() {
     const double scale =
         token_norm ? 1.0 / static_cast<double>(s.targets) : 1.0 / static_cast<double>(batch.n_targets * accum * world);
     std::function<at::Tensor(const at::Tensor&)> noise;
-    if (alpha > 0)
+    if (alpha > 0) {
       noise = [&](const at::Tensor& e) {
         return add_neftune_noise(e, batch, static_cast<uint64_t>(t.seed), step, alpha);
       };
+    }
     const bool reduce = cfg_.distributed.reduce_every_microbatch || m == accum - 1;
     const model::MicroResult r = model_->forward_backward(batch, scale, reduce, noise);
     const at::Tensor micro = r.loss_sum.to(at::kDouble);

@@ -96,9 +96,10 @@ const SpModule& sp_module() {
     const int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
 #endif
     void* lib = dlopen(path.c_str(), flags);
-    if (!lib)
+    if (!lib) {
       throw std::runtime_error(std::string("cannot load the sentencepiece module: ") + dlerror() +
                                " (set NEFTUNE_SP_MODULE to libneftune_sentencepiece.so)");
+    }
     auto sym = [&](const char* name) {
       void* f = dlsym(lib, name);
       if (!f) throw std::runtime_error(path + ": missing symbol " + name);
