@@ -2,8 +2,9 @@
 // (data.packing), the same packed with NEFTune off (the noise's cost), and a plain loop. The Trainers
 // draw them with their EpochSampler, and the plain loop draws the same picks from a sampler with the
 // same seed over the Trainer's own tokenized examples (so tokenization, templating and truncation are
-// identical). Steps are interleaved (padded, packed, packed without noise, plain, ...) and per-step
-// figures reduced by medians.
+// identical). Steps are interleaved (padded, packed, packed without noise, plain, ...; the two packed
+// runs swap places every step) and per-step figures reduced by medians. The noise's own time (drawn
+// and added on the packed batch) is reported as a share of the packed step beside the on/off ratio.
 //
 // The plain loop is what a LibTorch user writes: pad to the longest sample of the batch, logits for
 // every position (B, L, V), cross_entropy with ignore_index -100 on the shifted labels, torch::nn
@@ -22,6 +23,7 @@
 #include "trainer/data/packing.h"
 #include "trainer/data/sampler.h"
 #include "trainer/model/attention.h"
+#include "trainer/neftune.h"
 #include "trainer/run/trainer.h"
 
 namespace fs = std::filesystem;
@@ -43,6 +45,19 @@ double packed_attention_seconds(const data::Batch& b, const model::LlamaConfig& 
     const auto t0 = Clock::now();
     for (int64_t l = 0; l < c.num_hidden_layers; ++l)
       model::packed_attention(q, k, v, b.segments, c.attention_window()).sum().backward();
+    t.push_back(seconds_since(t0));
+  }
+  return median(t);
+}
+
+// Seconds of the NEFTune noise of one packed micro-batch (drawing it and adding it to embeddings of the
+// batch's shape in the step's dtype), median of 3.
+double noise_seconds(const data::Batch& b, int64_t dim, at::ScalarType st) {
+  const at::Tensor emb = at::zeros({b.input_ids.size(0), b.input_ids.size(1), dim}, st);
+  std::vector<double> t;
+  for (int r = 0; r < 3; ++r) {
+    const auto t0 = Clock::now();
+    const at::Tensor noisy = add_neftune_noise(emb, b, 42, r, 5.0);
     t.push_back(seconds_since(t0));
   }
   return median(t);
@@ -119,15 +134,22 @@ int run_alpaca_bench(const AlpacaBenchOptions& o, dist::World& world) {
     timed(packed_off);
     plain_step(data::collate(examples, sampler.next(o.batch), 0));
   }
-  std::vector<double> tps_padded, tps_packed, tps_plain, r_padded, r_packed, r_noise, attn_share;
+  std::vector<double> tps_padded, tps_packed, tps_plain, r_padded, r_packed, r_noise, attn_share, noise_share;
   nlohmann::json per_step = nlohmann::json::array();
-  double sum_padded = 0, sum_packed = 0, sum_plain = 0;
+  double sum_padded = 0, sum_packed = 0, sum_plain = 0, sum_off = 0;
   int64_t real = 0, padded_positions = 0, packed_positions = 0, targets = 0;
   for (int i = 0; i < o.steps; ++i) {
     run::StepStats s;
     const double t_padded = timed(padded, &s);
-    const double t_packed = timed(packed);
-    const double t_off = timed(packed_off);
+    // Packed with and without noise swap places every step, so neither always runs first.
+    double t_packed = 0, t_off = 0;
+    if (i % 2 == 0) {
+      t_packed = timed(packed);
+      t_off = timed(packed_off);
+    } else {
+      t_off = timed(packed_off);
+      t_packed = timed(packed);
+    }
     const std::vector<data::SamplePick> picks = sampler.next(o.batch);
     const data::Batch b = data::collate(examples, picks, 0);
     const data::Batch pb = data::pack(examples, picks, 0, o.batch * o.max_seq_len);
@@ -137,6 +159,7 @@ int run_alpaca_bench(const AlpacaBenchOptions& o, dist::World& world) {
     }
     const double t_plain = plain_step(b);
     const double t_attn = packed_attention_seconds(pb, mc, st);
+    const double t_noise = noise_seconds(pb, mc.hidden_size, st);
     const double n = static_cast<double>(b.n_tokens);
     tps_padded.push_back(n / t_padded);
     tps_packed.push_back(n / t_packed);
@@ -145,9 +168,11 @@ int run_alpaca_bench(const AlpacaBenchOptions& o, dist::World& world) {
     r_packed.push_back(t_plain / t_packed);
     r_noise.push_back(t_packed / t_off);
     attn_share.push_back(t_attn / t_packed);
+    noise_share.push_back(t_noise / t_packed);
     sum_padded += t_padded;
     sum_packed += t_packed;
     sum_plain += t_plain;
+    sum_off += t_off;
     per_step.push_back({{"real_tokens", b.n_tokens},
                         {"padded_positions", b.input_ids.numel()},
                         {"packed_positions", pb.input_ids.numel()},
@@ -155,7 +180,8 @@ int run_alpaca_bench(const AlpacaBenchOptions& o, dist::World& world) {
                         {"s_packed", t_packed},
                         {"s_packed_no_noise", t_off},
                         {"s_plain", t_plain},
-                        {"s_packed_attention", t_attn}});
+                        {"s_packed_attention", t_attn},
+                        {"s_packed_noise", t_noise}});
     real += b.n_tokens;
     targets += b.n_targets;
     padded_positions += b.input_ids.numel();
@@ -183,6 +209,8 @@ int run_alpaca_bench(const AlpacaBenchOptions& o, dist::World& world) {
       {"ratio_packed_vs_padded", median(tps_packed) / median(tps_padded)},
       {"neftune_on_off_step_time_packed", median(r_noise)},
       {"attention_share_of_packed_step", median(attn_share)},
+      {"neftune_on_off_step_time_packed_all_steps", sum_packed / sum_off},
+      {"noise_share_of_packed_step", median(noise_share)},
       {"real_tokens_per_s_all_steps",
        {{"neftune_padded", r / sum_padded}, {"neftune_packed", r / sum_packed}, {"plain_padded", r / sum_plain}}},
       {"per_step", per_step}};

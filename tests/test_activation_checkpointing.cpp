@@ -36,20 +36,6 @@ model::LlamaConfig small_model() {
   return model::LlamaConfig::from_init(init, 259, 256, 257);
 }
 
-// Two micro-batches of right-padded samples of different lengths, different on every rank.
-std::vector<data::Batch> micro_batches(int rank) {
-  at::Generator gen = at::detail::createCPUGenerator(1234 + static_cast<uint64_t>(rank));
-  std::vector<data::Example> ex;
-  for (const int64_t len : {40, 23, 31, 12}) {
-    data::Example e;
-    const at::Tensor ids = at::randint(0, 256, {len}, gen, at::kLong);
-    for (int64_t t = 0; t < len; ++t) e.ids.push_back(static_cast<int32_t>(ids[t].item<int64_t>()));
-    e.set_prompt_length(len / 3);
-    ex.push_back(e);
-  }
-  return {data::collate(ex, {{0, 0}, {1, 0}}, 258), data::collate(ex, {{2, 0}, {3, 0}}, 258)};
-}
-
 struct Outcome {
   std::vector<at::Tensor> grads;  // every unit's flat gradient shard
   std::vector<double> losses;     // per micro-batch
@@ -70,7 +56,8 @@ Outcome forward_backward(dist::Communicator& comm, const dist::ShardingOptions& 
     ++out.hook_calls;
     return e + (at::rand(e.sizes(), gen, at::kFloat).to(e.scalar_type()) - 0.5) * 0.2;
   };
-  const std::vector<data::Batch> batches = micro_batches(comm.rank());
+  // Different on every rank.
+  const std::vector<data::Batch> batches = test::two_padded_micro_batches(1234 + static_cast<uint64_t>(comm.rank()));
   m.zero_grads();
   auto& counter = bench::CountingAllocator::install();
   const int64_t before = counter.current();

@@ -104,6 +104,18 @@ TEST(Checkpoint, ResumeIsBitExact) {
   EXPECT_EQ(test::read_file(d / "b/checkpoints/latest"), "step-00000012\n");
 }
 
+TEST(Checkpoint, AResumeAtTheLastStepRunsNoStepAndMakesUpNoLoss) {
+  TempDir d;
+  const TrainSummary first = Trainer(cfg_for(d / "r", {"train.max_steps=3"}), dist::world()).train();
+  ASSERT_TRUE(first.final_loss.has_value());
+  EXPECT_EQ(*first.final_loss, metric_losses(d / "r/metrics.jsonl").back());
+  // As after a stop during the final eval: the checkpoint of the last step is there, nothing is left to run.
+  const TrainSummary again = Trainer(cfg_for(d / "r", {"train.max_steps=3"}), dist::world()).train();
+  EXPECT_EQ(again.steps, 3);
+  EXPECT_FALSE(again.final_loss.has_value());
+  EXPECT_EQ(metric_losses(d / "r/metrics.jsonl").size(), 3u);
+}
+
 TEST(Checkpoint, KeepLastAndDamagedCheckpoints) {
   TempDir d;
   {

@@ -10,15 +10,11 @@
 #include "config/config.h"
 #include "distributed/world.h"
 #include "tests/test_util.h"
+#include "tests/train_trace.h"
 #include "trainer/run/trainer.h"
 
 namespace neftune::run {
 namespace {
-
-struct RunResult {
-  std::vector<double> loss, grad_norm;
-  std::map<std::string, at::Tensor> initial, weights;
-};
 
 config::TrainConfig make_config(const std::string& out, int64_t accumulation, const std::string& sharding,
                                 bool reduce_every) {
@@ -28,17 +24,9 @@ config::TrainConfig make_config(const std::string& out, int64_t accumulation, co
             std::string("distributed.reduce_every_microbatch=") + (reduce_every ? "true" : "false")});
 }
 
-RunResult run(const config::TrainConfig& cfg, dist::World& w) {
-  RunResult r;
+test::TrainTrace run(const config::TrainConfig& cfg, dist::World& w) {
   Trainer t(cfg, w);
-  t.model().for_each_full_param([&](const std::string& name, const at::Tensor& v) { r.initial[name] = v.clone(); });
-  for (int i = 0; i < 20; ++i) {
-    const StepStats s = t.train_step();
-    r.loss.push_back(s.loss);
-    r.grad_norm.push_back(s.grad_norm);
-  }
-  t.model().for_each_full_param([&](const std::string& name, const at::Tensor& v) { r.weights[name] = v.clone(); });
-  return r;
+  return test::trace_steps(t, 20);
 }
 
 TEST(DistEquivalence, ShardedRunsMatchTheOneRankRunWithScaledAccumulation) {
@@ -48,13 +36,13 @@ TEST(DistEquivalence, ShardedRunsMatchTheOneRankRunWithScaledAccumulation) {
   for (const std::string sharding : {"full", "grad_op", "none"}) {
     for (const bool reduce_every : {true, false}) {
       SCOPED_TRACE("sharding " + sharding + (reduce_every ? ", reduce every micro-batch" : ", reduce once per step"));
-      RunResult ref;
+      test::TrainTrace ref;
       if (world.rank == 0) {
         dist::World single;
         single.host = dist::make_local_communicator();
         ref = run(make_config(dir / ("ref_" + sharding), int64_t{2} * N, "none", true), single);
       }
-      const RunResult got = run(make_config(dir / ("n_" + sharding), 2, sharding, reduce_every), world);
+      const test::TrainTrace got = run(make_config(dir / ("n_" + sharding), 2, sharding, reduce_every), world);
       if (world.rank != 0) continue;
       // Only the order of fp32 sums differs (sharded reductions, micro-batch grouping): observed <= 5e-8
       // relative in every step's loss. Adam divides by sqrt(v), so for a weight whose gradient is ~0 a
@@ -62,26 +50,11 @@ TEST(DistEquivalence, ShardedRunsMatchTheOneRankRunWithScaledAccumulation) {
       // by the size of the difference relative to how far training moved them (observed <= 3e-6; bound
       // 1e-4) and element-wise (observed <= 6e-6; bound 1e-4 = lr / 20). A wrong gradient, scale, sample
       // split or noise key changes the loss by >= 1e-3.
-      for (int i = 0; i < 20; ++i) {
-        EXPECT_NEAR(got.loss[i], ref.loss[i], 1e-6 * ref.loss[i]) << "step " << i + 1;
-        EXPECT_NEAR(got.grad_norm[i], ref.grad_norm[i], 1e-5 * ref.grad_norm[i]) << "step " << i + 1;
-      }
-      ASSERT_EQ(got.weights.size(), ref.weights.size());
-      double worst = 0, diff2 = 0, moved2 = 0;
-      for (const auto& [name, w] : ref.weights) {
-        EXPECT_TRUE(at::equal(got.initial.at(name), ref.initial.at(name))) << name << ": init differs";
-        const at::Tensor d = got.weights.at(name) - w;
-        worst = std::max(worst, d.abs().max().item<double>());
-        diff2 += d.pow(2).sum().item<double>();
-        moved2 += (w - ref.initial.at(name)).pow(2).sum().item<double>();
-      }
-      const double rel = std::sqrt(diff2 / moved2);
-      double worst_loss = 0;
-      for (int i = 0; i < 20; ++i) worst_loss = std::max(worst_loss, std::abs(got.loss[i] - ref.loss[i]) / ref.loss[i]);
+      const test::TraceDiff diff = test::compare_traces(got, ref, 1e-6, 1e-5);
       std::printf("[ equiv    ] N=%d %s reduce_every=%d: max rel loss diff %.2e, |dw|/|w - w0| %.2e, max |dw| %.2e\n",
-                  N, sharding.c_str(), reduce_every ? 1 : 0, worst_loss, rel, worst);
-      EXPECT_LT(rel, 1e-4) << "weight difference relative to the training update";
-      EXPECT_LT(worst, 1e-4) << "largest weight difference";
+                  N, sharding.c_str(), reduce_every ? 1 : 0, diff.worst_loss, diff.rel_weights, diff.worst_weight);
+      EXPECT_LT(diff.rel_weights, 1e-4) << "weight difference relative to the training update";
+      EXPECT_LT(diff.worst_weight, 1e-4) << "largest weight difference";
     }
   }
 }

@@ -11,6 +11,7 @@
 #include "bench/counting_allocator.h"
 #include "config/config.h"
 #include "distributed/communicator.h"
+#include "tests/test_util.h"
 #include "trainer/model/chunked_head.h"
 #include "trainer/model/sharded_llama.h"
 
@@ -32,20 +33,6 @@ model::LlamaConfig small_model(bool tied) {
   return model::LlamaConfig::from_init(init, kVocab, 256, 257);
 }
 
-// Two micro-batches of right-padded samples of different lengths with a prompt (no loss on it).
-std::vector<data::Batch> micro_batches() {
-  at::Generator gen = at::detail::createCPUGenerator(4321);
-  std::vector<data::Example> ex;
-  for (const int64_t len : {40, 23, 31, 12}) {
-    data::Example e;
-    const at::Tensor ids = at::randint(0, 256, {len}, gen, at::kLong);
-    for (int64_t t = 0; t < len; ++t) e.ids.push_back(static_cast<int32_t>(ids[t].item<int64_t>()));
-    e.set_prompt_length(len / 3);
-    ex.push_back(e);
-  }
-  return {data::collate(ex, {{0, 0}, {1, 0}}, 258), data::collate(ex, {{2, 0}, {3, 0}}, 258)};
-}
-
 struct Outcome {
   std::vector<double> losses;       // forward_backward's loss sum per micro-batch
   std::vector<double> eval_losses;  // evaluate's per micro-batch
@@ -59,7 +46,7 @@ Outcome run(bool tied, at::ScalarType dtype, int64_t chunk) {
   model::ShardedLlama m(small_model(tied), *comm, so, false);
   m.init_random(11);
   m.set_loss_chunk_tokens(chunk);
-  const std::vector<data::Batch> batches = micro_batches();
+  const std::vector<data::Batch> batches = test::two_padded_micro_batches(4321);
   Outcome out;
   m.zero_grads();
   for (size_t i = 0; i < batches.size(); ++i)
@@ -74,7 +61,7 @@ double max_rel_diff(const at::Tensor& a, const at::Tensor& ref) {
 }
 
 TEST(LossChunks, SameLossAndGradientsAsAllPositionsAtOnce) {
-  const std::vector<data::Batch> batches = micro_batches();
+  const std::vector<data::Batch> batches = test::two_padded_micro_batches(4321);
   const int64_t n = batches[0].n_targets;
   ASSERT_GT(n, 7);  // chunks of 1, 3 and 7 really split the first micro-batch
   for (const bool tied : {false, true}) {

@@ -1,5 +1,6 @@
 // NEFTune noise: its distribution, its per-sample scale alpha/sqrt(L_i d), zero padding, detachment, and
 // that a sample's noise depends only on (seed, epoch, step, sample index).
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -98,6 +99,28 @@ TEST(Neftune, Bf16EmbeddingsGetBf16NoiseFromFp32Scale) {
   const at::Tensor noise = neftune_noise(emb, std::vector<int64_t>{300}, {9}, 10.0);
   EXPECT_EQ(noise.scalar_type(), at::kBFloat16);
   EXPECT_NEAR(noise.to(at::kFloat).norm().item<double>(), 10.0 / std::sqrt(3.0), 0.05);
+}
+
+TEST(Neftune, EachSampleGetsItsKeyedFp32DrawScaledInFp32AndRoundedOnceToTheEmbeddingDtype) {
+  // The reference draws each sample's (L_i, d) block alone from a generator seeded with its key, scales
+  // it in fp32 and casts it: what a resumed or repacked run must reproduce bit for bit in every dtype.
+  const int64_t d = 24;
+  const std::vector<data::Segment> segments = {{0, 0, 9}, {0, 9, 5}, {1, 2, 13}};
+  const std::vector<uint64_t> keys = {101, 202, 303};
+  const double alpha = 5.0;
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kDouble}) {
+    const at::Tensor noise = neftune_noise(at::zeros({2, 16, d}, dtype), segments, keys, alpha);
+    ASSERT_EQ(noise.scalar_type(), dtype);
+    at::Tensor expected = at::zeros({2, 16, d}, dtype);
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const data::Segment& s = segments[i];
+      at::Generator gen = at::detail::createCPUGenerator(keys[i]);
+      const float scale =
+          static_cast<float>(alpha) / std::sqrt(static_cast<float>(s.length * d));  // fp32, as documented
+      expected[s.row].narrow(0, s.start, s.length).copy_(at::empty({s.length, d}).uniform_(-1.0, 1.0, gen) * scale);
+    }
+    EXPECT_TRUE(at::equal(noise, expected)) << dtype;
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "distributed/world.h"
 #include "tests/test_util.h"
+#include "tests/train_trace.h"
 #include "trainer/data/packing.h"
 #include "trainer/model/llama.h"
 #include "trainer/neftune.h"
@@ -217,13 +218,7 @@ TEST(PackedLayer, EverySampleGetsTheOutputItGetsAloneInAPaddedRow) {
 
 // ---- training ----
 
-struct TrainRun {
-  std::vector<double> loss, grad_norm;
-  std::map<std::string, at::Tensor> initial, weights;
-};
-
-TrainRun train_20(const config::TrainConfig& cfg) {
-  TrainRun r;
+test::TrainTrace train_20(const config::TrainConfig& cfg) {
   run::Trainer t(cfg, dist::world());
   // The samples must differ in length, or packing would only lay equal rows end to end.
   int64_t shortest = 1 << 30, longest = 0;
@@ -232,14 +227,7 @@ TrainRun train_20(const config::TrainConfig& cfg) {
     longest = std::max<int64_t>(longest, static_cast<int64_t>(e.ids.size()));
   }
   EXPECT_LT(shortest + 64, longest);
-  t.model().for_each_full_param([&](const std::string& name, const at::Tensor& v) { r.initial[name] = v.clone(); });
-  for (int i = 0; i < 20; ++i) {
-    const run::StepStats s = t.train_step();
-    r.loss.push_back(s.loss);
-    r.grad_norm.push_back(s.grad_norm);
-  }
-  t.model().for_each_full_param([&](const std::string& name, const at::Tensor& v) { r.weights[name] = v.clone(); });
-  return r;
+  return test::trace_steps(t, 20);
 }
 
 TEST(PackedTraining, TwentyStepsMatchPaddedBatchesWithAccumulationAndNeftune) {
@@ -252,35 +240,21 @@ TEST(PackedTraining, TwentyStepsMatchPaddedBatchesWithAccumulationAndNeftune) {
     extra.insert(extra.begin(), common.begin(), common.end());
     return test::small_train_config(dir / out, extra);
   };
-  const TrainRun ref = train_20(with("padded", {}));
+  const test::TrainTrace ref = train_20(with("padded", {}));
   // One row per micro-batch, and rows of 400 (several per micro-batch).
   for (const std::string len : {"0", "400"}) {
     SCOPED_TRACE("pack_length " + len);
-    const TrainRun got = train_20(with("packed" + len, {"data.packing=true", "data.pack_length=" + len}));
+    const test::TrainTrace got = train_20(with("packed" + len, {"data.packing=true", "data.pack_length=" + len}));
     // fp32; packing changes only the grouping of sums (matmul shapes, softmax over a sample's keys
     // instead of a padded row's). Bounds as in the FSDP equivalence test: Adam can move a weight whose
     // gradient is ~0 by up to lr per step on a rounding-level difference, so weights are compared by
     // the difference relative to how far training moved them. A wrong position, mask, target or noise
     // scale moves the loss far more (attention across samples: 7e-4 to 5e-3 relative, weights 1e-1).
-    double worst_loss = 0;
-    for (int i = 0; i < 20; ++i) {
-      EXPECT_NEAR(got.loss[i], ref.loss[i], 1e-6 * ref.loss[i]) << "step " << i + 1;
-      EXPECT_NEAR(got.grad_norm[i], ref.grad_norm[i], 1e-5 * ref.grad_norm[i]) << "step " << i + 1;
-      worst_loss = std::max(worst_loss, std::abs(got.loss[i] - ref.loss[i]) / ref.loss[i]);
-    }
-    double worst = 0, diff2 = 0, moved2 = 0;
-    for (const auto& [name, w] : ref.weights) {
-      EXPECT_TRUE(at::equal(got.initial.at(name), ref.initial.at(name))) << name;
-      const at::Tensor d = got.weights.at(name) - w;
-      worst = std::max(worst, d.abs().max().item<double>());
-      diff2 += d.pow(2).sum().item<double>();
-      moved2 += (w - ref.initial.at(name)).pow(2).sum().item<double>();
-    }
-    const double rel = std::sqrt(diff2 / moved2);
+    const test::TraceDiff diff = test::compare_traces(got, ref, 1e-6, 1e-5);
     std::printf("[ packed   ] N=%d pack_length %s: max rel loss diff %.2e, |dw|/|w - w0| %.2e, max |dw| %.2e\n", N,
-                len.c_str(), worst_loss, rel, worst);
-    EXPECT_LT(rel, 1e-4);
-    EXPECT_LT(worst, 1e-4);
+                len.c_str(), diff.worst_loss, diff.rel_weights, diff.worst_weight);
+    EXPECT_LT(diff.rel_weights, 1e-4);
+    EXPECT_LT(diff.worst_weight, 1e-4);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "tests/test_util.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -119,6 +120,19 @@ std::string error_of(const std::function<void()>& fn) {
     return e.what();
   }
   return "";
+}
+
+std::vector<data::Batch> two_padded_micro_batches(uint64_t seed) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  std::vector<data::Example> ex;
+  for (const int64_t len : {40, 23, 31, 12}) {
+    data::Example e;
+    const at::Tensor ids = at::randint(0, 256, {len}, gen, at::kLong);
+    for (int64_t t = 0; t < len; ++t) e.ids.push_back(static_cast<int32_t>(ids[t].item<int64_t>()));
+    e.set_prompt_length(len / 3);
+    ex.push_back(e);
+  }
+  return {data::collate(ex, {{0, 0}, {1, 0}}, 258), data::collate(ex, {{2, 0}, {3, 0}}, 258)};
 }
 
 }  // namespace neftune::test

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/train_config.h"
+#include "trainer/data/batch.h"
 
 namespace neftune::test {
 
@@ -59,6 +60,10 @@ std::string mpirun(int np);
 // A 2-layer, d=32 random-init model (untied head) trained on 40 built-in samples, micro-batch 2, NEFTune
 // on, weight decay on, quiet logs; `extra` are more --set overrides (accumulation, steps, sharding...).
 config::TrainConfig small_train_config(const std::string& output_dir, const std::vector<std::string>& extra);
+
+// Two micro-batches of two right-padded samples each (lengths 40, 23 and 31, 12; token ids in [0, 256)
+// drawn from `seed`; the first third of each sample is prompt, without loss; pad id 258).
+std::vector<data::Batch> two_padded_micro_batches(uint64_t seed);
 
 void write_file(const std::string& path, const std::string& text);
 std::string read_file(const std::string& path);

@@ -19,17 +19,17 @@ uint64_t noise_key(uint64_t seed, int64_t epoch, int64_t step, int64_t sample_in
 
 namespace {
 
-// U(-1, 1) of shape (n, d) from a generator seeded with `key`, on `device`.
-at::Tensor uniform_pm1(int64_t n, int64_t d, uint64_t key, const at::Device& device) {
+// A generator for `device` seeded with `key`.
+at::Generator keyed_generator(uint64_t key, const at::Device& device) {
 #ifdef NEFTUNE_TORCH_CUDA
   if (device.is_cuda()) {
     at::Generator gen = at::cuda::detail::createCUDAGenerator(device.index());
     gen.set_current_seed(key);
-    return at::empty({n, d}, at::TensorOptions().dtype(at::kFloat).device(device)).uniform_(-1.0, 1.0, gen);
+    return gen;
   }
 #endif
-  at::Generator gen = at::detail::createCPUGenerator(key);
-  return at::empty({n, d}, at::kFloat).uniform_(-1.0, 1.0, gen).to(device);
+  TORCH_CHECK(device.is_cpu(), "neftune_noise: no generator for device ", device.str());
+  return at::detail::createCPUGenerator(key);
 }
 
 }  // namespace
@@ -39,7 +39,10 @@ at::Tensor neftune_noise(const at::Tensor& embeddings, const std::vector<data::S
   TORCH_CHECK(embeddings.dim() == 3, "neftune_noise: embeddings must be (rows, length, d)");
   const int64_t R = embeddings.size(0), P = embeddings.size(1), d = embeddings.size(2);
   TORCH_CHECK(segments.size() == keys.size(), "neftune_noise: one key per sample");
-  at::Tensor noise = at::zeros({R, P, d}, embeddings.options().dtype(at::kFloat));
+  // The noise is drawn in fp32 and scaled there, straight into its slot of the result when that is
+  // fp32; in bf16 each sample's fp32 draw is rounded once into its slot (no fp32 copy of the batch).
+  at::Tensor noise = at::zeros({R, P, d}, embeddings.options());
+  const bool fp32 = noise.scalar_type() == at::kFloat;
   for (size_t i = 0; i < segments.size(); ++i) {
     const data::Segment& s = segments[i];
     const int64_t li = s.length;
@@ -48,9 +51,13 @@ at::Tensor neftune_noise(const at::Tensor& embeddings, const std::vector<data::S
     if (li == 0) continue;
     // L_i * d in fp32: a bf16 count is exact only up to 256.
     const float scale = static_cast<float>(alpha) / std::sqrt(static_cast<float>(li) * static_cast<float>(d));
-    noise[s.row].narrow(0, s.start, li).copy_(uniform_pm1(li, d, keys[i], embeddings.device()).mul_(scale));
+    at::Tensor slot = noise[s.row].narrow(0, s.start, li);  // contiguous: the same draws as a fresh (L_i, d)
+    at::Tensor draw = fp32 ? slot : at::empty({li, d}, noise.options().dtype(at::kFloat));
+    at::Generator gen = keyed_generator(keys[i], noise.device());
+    draw.uniform_(-1.0, 1.0, gen).mul_(scale);
+    if (!fp32) slot.copy_(draw);
   }
-  return noise.to(embeddings.scalar_type());
+  return noise;
 }
 
 at::Tensor neftune_noise(const at::Tensor& embeddings, const std::vector<int64_t>& lengths,

@@ -21,13 +21,15 @@
 #   build (245)     CMake + Ninja, Release, NCCL backend on: neftune, bench_gpu, test_nccl_gpu
 #   nccl (40)       tests/test_nccl_gpu: all-gather, reduce-scatter, all-reduce, broadcast in fp32 and bf16
 #                   against closed forms, and a dropped input buffer not reused while its collective runs
-#   parity (60)     stories260K, 30 steps, fp32, NEFTune off, TF32 off: GPU (nccl) vs CPU (mpi) loss and
+#   parity (50)     stories260K, 30 steps, fp32, NEFTune off, TF32 off: GPU (nccl) vs CPU (mpi) loss and
 #                   grad_norm per step (tolerances and why: bench/gpu/check_report.py)
-#   resume (60)     stories260K, NEFTune on, 10 steps on the GPU vs 5 + stop + resume: losses per step
+#   resume (55)     stories260K, NEFTune on, 10 steps on the GPU vs 5 + stop + resume: losses per step
 #                   and final weights bit for bit
+#   packed (20)     the resume step's uninterrupted run again with data.packing (SDPA per sample, noise
+#                   per sample inside a row): loss and grad_norm per step within the parity tolerances
 #   throughput (60) bench_gpu: 1.03e9-parameter LLaMA (d 2048, 20 layers, 16 heads, ffn 5632), bf16,
 #                   4 x 2048 tokens per step: tokens/s and MFU against 989 TFLOP/s
-#   memory (45)     bench_gpu: the same model, 2 x 4096 tokens: peak allocated/reserved GPU memory of a step
+#   memory (40)     bench_gpu: the same model, 2 x 4096 tokens: peak allocated/reserved GPU memory of a step
 # The last line of output is one JSON object (each step's status and figures, versions), also written
 # to --out. Exit status 0 when every step passed, 1 otherwise, 2 on a usage error.
 set -uo pipefail
@@ -281,6 +283,16 @@ device_sets() {
   if rt "$build/bin/neftune" train --help 2>/dev/null | grep -q 'train\.tf32'; then dev_sets+=(--set train.tf32=false); fi
 }
 train() { rt "$build/bin/neftune" train "$@"; }
+# report STEP WHY ARGS...: check_report.py ARGS as the step's result; the step fails with WHY when it exits 1.
+report() {
+  local name=$1 why=$2 r rc
+  shift 2
+  r=$(python3 "$repo/bench/gpu/check_report.py" "$@")
+  rc=$?
+  log "$name: $r"
+  STEP_EXTRA="\"result\": ${r:-null}"
+  [ "$rc" -eq 0 ] || fail "$why"
+}
 
 step_parity() {
   device_sets
@@ -289,12 +301,7 @@ step_parity() {
     { tail -20 "$work/parity-cpu.log"; fail "the CPU run failed"; return; }
   train "$work/parity.yaml" --set output_dir="$work/parity-dev" "${dev_sets[@]}" >"$work/parity-dev.log" 2>&1 ||
     { tail -20 "$work/parity-dev.log"; fail "the GPU run failed"; return; }
-  local r
-  r=$(python3 "$repo/bench/gpu/check_report.py" parity "$work/parity-cpu" "$work/parity-dev")
-  local rc=$?
-  log "parity: $r"
-  STEP_EXTRA="\"result\": ${r:-null}"
-  [ "$rc" -eq 0 ] || fail "GPU and CPU losses differ beyond the tolerance"
+  report parity "GPU and CPU losses differ beyond the tolerance" parity "$work/parity-cpu" "$work/parity-dev"
 }
 
 step_resume() {
@@ -308,12 +315,15 @@ step_resume() {
   [ "$rc" -eq 75 ] || { tail -20 "$work/resume-split.log"; fail "the run stopped at step 5 exited $rc, not 75"; return; }
   train "$work/resume.yaml" --set output_dir="$work/resume-split" "${dev_sets[@]}" >>"$work/resume-split.log" 2>&1 ||
     { tail -20 "$work/resume-split.log"; fail "the resumed run failed"; return; }
-  local r
-  r=$(python3 "$repo/bench/gpu/check_report.py" resume "$work/resume-full" "$work/resume-split" 5)
-  rc=$?
-  log "resume: $r"
-  STEP_EXTRA="\"result\": ${r:-null}"
-  [ "$rc" -eq 0 ] || fail "resume is not bit-exact"
+  report resume "resume is not bit-exact" resume "$work/resume-full" "$work/resume-split" 5
+}
+
+step_packed() {
+  device_sets
+  [ -f "$work/resume-full/metrics.jsonl" ] || { fail "no padded run to compare with (the resume step failed)"; return; }
+  train "$work/resume.yaml" --set output_dir="$work/packed" --set data.packing=true "${dev_sets[@]}" \
+    >"$work/packed.log" 2>&1 || { tail -20 "$work/packed.log"; fail "the packed run failed"; return; }
+  report packed "packed and padded losses differ beyond the tolerance" parity "$work/resume-full" "$work/packed"
 }
 
 bench() {
@@ -346,10 +356,11 @@ else
   run_step build 245
   if grep -q '"status": "pass"' "$work"/results/*-build.json; then
     run_step nccl 40
-    run_step parity 60
-    run_step resume 60
+    run_step parity 50
+    run_step resume 55
+    run_step packed 20
     run_step throughput 60
-    run_step memory 45
+    run_step memory 40
   fi
 fi
 log "total $((SECONDS - t_start)) s"

@@ -251,7 +251,9 @@ TrainSummary Trainer::train() {
   summary.steps = step_;
   summary.final_dir = (fs::path(cfg_.output_dir) / "final").string();
   export_final(summary.final_dir);
-  spdlog::info("[train] done: {} steps, loss {:.4f}{}, final model in {}", step_, summary.final_loss,
+  spdlog::info("[train] done: {} steps, {}{}, final model in {}", step_,
+               summary.final_loss ? fmt::format("loss {:.4f}", *summary.final_loss)
+                                  : std::string("no step left to run after resuming"),
                summary.final_eval_loss ? fmt::format(", eval_loss {:.4f}", *summary.final_eval_loss) : "",
                summary.final_dir);
   return summary;

@@ -35,8 +35,8 @@ struct StepStats {
 
 struct TrainSummary {
   int64_t steps = 0;
-  bool preempted = false;  // stopped by a signal after writing a checkpoint
-  double final_loss = 0;
+  bool preempted = false;            // stopped by a signal after writing a checkpoint
+  std::optional<double> final_loss;  // the last step's; none when a resumed run had no step left to run
   std::optional<double> final_eval_loss;
   std::string final_dir;
 };
