@@ -387,7 +387,7 @@ TEST(Serve, SecondDaemonOnASpoolIsRefusedOnEveryRank) {
     const auto second = serve_refused("--spool " + spool + " --listen 127.0.0.1:0");
     EXPECT_EQ(second.exit_code, 2) << second.output;
     EXPECT_THAT(second.output,
-                HasSubstr("spool " + spool + " is in use by another daemon (pid " + std::to_string(pid) + ")"));
+                HasSubstr("spool " + spool + " is in use by another daemon (pid " + std::to_string(pid) + " on "));
     EXPECT_THAT(second.output, HasSubstr("(reported by rank 0)"));  // rank 1 stopped with the same error
     EXPECT_EQ(test::read_json(spool + "/daemon.json")["port"].get<int>(), first.port());
     auto c = first.client();

@@ -1,10 +1,12 @@
 // Claims a spool directory for one daemon. Two daemons on one spool would hand out the same job ids
-// and move each other's jobs, so the first holds an exclusive flock(2) on <spool>/.lock (with its pid in
-// the file) for as long as it lives, and a second is refused. The lock goes with the process: a daemon
-// killed by SIGKILL leaves no stale lock behind.
+// and move each other's jobs, so the first holds an exclusive lock on <spool>/.lock (io::FileLock: the
+// holder's pid and host in the file) for as long as it lives, and a second is refused. The lock goes
+// with the process: a daemon killed by SIGKILL leaves no stale lock behind.
 #pragma once
 
 #include <string>
+
+#include "trainer/io/file_lock.h"
 
 namespace neftune::serve {
 
@@ -13,12 +15,9 @@ class SpoolLock {
   // Creates the spool directory if missing and takes the lock. UserError (naming the path and --spool)
   // when the path is not a directory, is not writable, or another daemon holds the lock.
   explicit SpoolLock(const std::string& spool);
-  ~SpoolLock();  // releases the lock (the file stays: removing it would race with a daemon starting)
-  SpoolLock(const SpoolLock&) = delete;
-  SpoolLock& operator=(const SpoolLock&) = delete;
 
  private:
-  int fd_ = -1;
+  io::FileLock lock_;
 };
 
 }  // namespace neftune::serve

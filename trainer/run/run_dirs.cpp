@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <optional>
+#include <system_error>
+#include <utility>
 
 #include "config/errors.h"
 
@@ -51,6 +53,21 @@ bool is_within(const fs::path& inner, const fs::path& outer) {
   return mismatch.first == b.end();
 }
 
+io::FileLock lock_dir(const std::string& dir, const std::string& key) {
+  std::string holder;
+  std::optional<io::FileLock> lock;
+  try {
+    lock = io::FileLock::try_lock((fs::path(dir) / kLockFile).string(), &holder);
+  } catch (const std::system_error& e) {
+    refuse(key, dir, e.code().value());
+  }
+  if (!lock) {
+    throw UserError(key + " " + dir + ": in use by another neftune run" + (holder.empty() ? "" : " (" + holder + ")") +
+                    ": wait for it to finish, or give this run another " + key);
+  }
+  return std::move(*lock);
+}
+
 }  // namespace
 
 void make_writable_dir(const std::string& dir, const std::string& key) {
@@ -65,32 +82,7 @@ void make_writable_dir(const std::string& dir, const std::string& key) {
   ::unlink(probe.c_str());
 }
 
-DirLock::DirLock(const std::string& dir, const std::string& key) {
-  const fs::path path = fs::path(dir) / kLockFile;
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd_ < 0) refuse(key, dir, errno);
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    std::ifstream in(path);
-    std::string holder;
-    std::getline(in, holder);
-    ::close(fd_);
-    fd_ = -1;
-    if (err != EWOULDBLOCK) refuse(key, dir, err);
-    throw UserError(key + " " + dir + ": in use by another neftune run" + (holder.empty() ? "" : " (" + holder + ")") +
-                    ": wait for it to finish, or give this run another " + key);
-  }
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  const std::string who = "pid " + std::to_string(::getpid()) + " on " + host + "\n";
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, who.data(), who.size(), 0) != static_cast<ssize_t>(who.size())) {
-    // The lock is held; the holder's name is only for the message another run prints.
-  }
-}
-
-DirLock::~DirLock() {
-  if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
-}
+DirLock::DirLock(const std::string& dir, const std::string& key) : lock_(lock_dir(dir, key)) {}
 
 RunDirs::RunDirs(const config::TrainConfig& cfg) {
   make_writable_dir(cfg.output_dir, "output_dir");

@@ -9,21 +9,18 @@
 #include <vector>
 
 #include "config/train_config.h"
+#include "trainer/io/file_lock.h"
 
 namespace neftune::run {
 
-// An exclusive flock(2) on <dir>/.neftune.lock, held until destruction. The lock file records the
-// holder's pid and host; the kernel drops the lock when the process dies, so a crash leaves nothing stale.
+// An exclusive lock on <dir>/.neftune.lock (io::FileLock), held until destruction.
 class DirLock {
  public:
   // Throws UserError naming `key` and `dir` (and the holder) when another process holds the lock.
   DirLock(const std::string& dir, const std::string& key);
-  ~DirLock();
-  DirLock(const DirLock&) = delete;
-  DirLock& operator=(const DirLock&) = delete;
 
  private:
-  int fd_ = -1;
+  io::FileLock lock_;
 };
 
 // Creates `dir` (with parents) and checks that a file can be created in it. Throws UserError
