@@ -25,13 +25,19 @@ std::optional<std::string> fixture(const std::string& relative);
 // fixture fails its test instead of skipping it.
 bool references_required();
 
-// A missing fixture skips the test with a message ctest recognises (SKIP_REGULAR_EXPRESSION in
-// cmake/NeftuneHelpers.cmake), so the test shows as skipped, not passed; or fails it when required.
+// The end of the message of a test skipped for a missing fixture. A test binary in which such a skip
+// happened and nothing failed exits with kFixtureSkipExit (tests/test_main.cpp), which ctest counts as
+// skipped (SKIP_RETURN_CODE in cmake/NeftuneHelpers.cmake): not passed, and a failure elsewhere in the
+// binary still fails it.
+inline constexpr const char* kFixtureAbsent = "not found (../shared absent)";
+inline constexpr int kFixtureSkipExit = 77;
+
+// A missing fixture skips the test (see kFixtureAbsent), or fails it when references are required.
 #define NEFTUNE_REQUIRE_FIXTURE(var, rel)                                                                    \
   auto var##_opt = ::neftune::test::fixture(rel);                                                            \
   if (!var##_opt && ::neftune::test::references_required())                                                  \
     FAIL() << "fixture " << (rel) << " not found and NEFTUNE_REQUIRE_REFERENCES=1 (is ../shared complete?)"; \
-  if (!var##_opt) GTEST_SKIP() << "fixture " << (rel) << " not found (../shared absent)";                    \
+  if (!var##_opt) GTEST_SKIP() << "fixture " << (rel) << " " << ::neftune::test::kFixtureAbsent;             \
   const std::string var = std::move(*var##_opt)
 
 // A fresh directory under the system temp dir, removed by the destructor.
