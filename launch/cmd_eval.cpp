@@ -19,7 +19,8 @@ namespace neftune::launch {
 Action add_eval_command(CLI::App& app, dist::World& world) {
   struct Opts {
     std::string model, data, format = "auto", chat_template = "auto", dtype = "fp32";
-    int64_t max_samples = 200, max_seq_len = 512, batch_size = 8;
+    int64_t max_samples = 200, max_seq_len = 512;
+    run::EvalLossOptions loss;
     bool generate = false, json = false;
     run::GenerateOptions gen;
     int threads = 0;
@@ -43,7 +44,12 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
   cmd->add_option("--max-samples", o->max_samples, "evaluate at most this many records (0 = all)")
       ->capture_default_str();
   cmd->add_option("--max-seq-len", o->max_seq_len, "truncate longer samples (prompt first)")->capture_default_str();
-  cmd->add_option("--batch-size", o->batch_size, "samples per forward")->capture_default_str();
+  cmd->add_option("--batch-size", o->loss.batch_size, "samples per forward")->capture_default_str();
+  cmd->add_flag("--packing", o->loss.packing,
+                "lay each batch's samples end to end in one row (no padding; the same loss up to rounding)");
+  cmd->add_option("--loss-chunk-tokens", o->loss.loss_chunk_tokens,
+                  "target positions per LM-head chunk (as train.loss_chunk_tokens); 0 = all at once")
+      ->capture_default_str();
   cmd->add_flag("--generate", o->generate, "also generate answers (always on for the built-in split)");
   cmd->add_option("--max-new-tokens", o->gen.max_new_tokens,
                   "generation length limit (1.." + std::to_string(run::kMaxNewTokens) + ")")
@@ -58,8 +64,11 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
   return [o, &world]() {
     if (world.rank != 0) return kExitOk;
     // Every option is checked before the model is loaded.
-    if (o->batch_size < 1 || o->max_seq_len < 8 || o->max_samples < 0)
-      throw UserError("eval: --batch-size >= 1, --max-seq-len >= 8 and --max-samples >= 0 are required");
+    if (o->loss.batch_size < 1 || o->max_seq_len < 8 || o->max_samples < 0 || o->loss.loss_chunk_tokens < 0) {
+      throw UserError(
+          "eval: --batch-size >= 1, --max-seq-len >= 8, --max-samples >= 0 and --loss-chunk-tokens >= 0 are "
+          "required");
+    }
     if (o->data.empty() && o->max_samples > config::kMaxBuiltinSamples) {
       throw UserError("eval: --max-samples: the built-in held-out split makes at most " +
                       std::to_string(config::kMaxBuiltinSamples) + " samples (got " + std::to_string(o->max_samples) +
@@ -97,7 +106,7 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
     }
     const auto examples = data::make_examples(records, *tok, opts, builtin ? "built-in held-out data" : o->data);
     run::EvalReport report;
-    run::eval_loss(m, examples, tok->pad_id(), o->batch_size, report);
+    run::eval_loss(m, examples, tok->pad_id(), o->loss, report);
     if (builtin || o->generate) run::eval_generation(m, *tok, records, o->gen, true, builtin, report);
 
     if (o->json) {

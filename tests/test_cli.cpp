@@ -227,6 +227,7 @@ TEST(Cli, GenerationOptionsOutsideTheirRangeExitWith2) {
       {"eval --max-new-tokens -5", "--max-new-tokens: must be in [1, 1048576] (got -5)"},
       {"eval --repetition-penalty 0", "--repetition-penalty: must be a finite number > 0 (got 0)"},
       {"eval --max-samples 1e12", "--max-samples"},
+      {"eval --loss-chunk-tokens -1", "--loss-chunk-tokens >= 0 are required"},
   };
   for (const auto& [args, expect] : cases) {
     const bool gen = args.rfind("generate", 0) == 0;

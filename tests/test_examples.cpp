@@ -76,6 +76,14 @@ TEST(Examples, TinyLlama3ChatTrainsExportsChatsAndEvals) {
   // sums run in another order: fp32 rounding, ~1e-6 relative.
   EXPECT_NEAR(j["eval_loss"].get<double>(), final_eval, 1e-5 * final_eval);
   EXPECT_EQ(j["examples"].get<int64_t>(), 30);
+  // Packed rows and the LM head 7 targets at a time: the same sums again, in another order.
+  const auto packed = run_command(test::neftune_bin() + " eval --model " + out + "/final --data " + data +
+                                  " --format messages --max-samples 0 --max-seq-len 512 --packing "
+                                  "--loss-chunk-tokens 7 --json 2>/dev/null");
+  ASSERT_EQ(packed.exit_code, 0) << packed.output;
+  const auto jp = nlohmann::json::parse(packed.output.substr(packed.output.find('{')));
+  EXPECT_NEAR(jp["eval_loss"].get<double>(), final_eval, 1e-5 * final_eval);
+  EXPECT_EQ(jp["target_tokens"], j["target_tokens"]);
 }
 
 }  // namespace

@@ -21,18 +21,6 @@ namespace {
 // A vocabulary larger than the model's width, as in real models; the tokens stay below 256.
 constexpr int64_t kVocab = 2051;
 
-model::LlamaConfig small_model(bool tied) {
-  config::ModelInit init;
-  init.dim = 32;
-  init.n_layers = 2;
-  init.n_heads = 4;
-  init.n_kv_heads = 2;
-  init.hidden_dim = 48;
-  init.max_seq_len = 64;
-  init.tie_embeddings = tied;
-  return model::LlamaConfig::from_init(init, kVocab, 256, 257);
-}
-
 struct Outcome {
   std::vector<double> losses;       // forward_backward's loss sum per micro-batch
   std::vector<double> eval_losses;  // evaluate's per micro-batch
@@ -43,7 +31,7 @@ Outcome run(bool tied, at::ScalarType dtype, int64_t chunk) {
   auto comm = dist::make_local_communicator();
   dist::ShardingOptions so;
   so.compute_dtype = so.param_dtype = dtype;
-  model::ShardedLlama m(small_model(tied), *comm, so, false);
+  model::ShardedLlama m(test::small_llama(kVocab, tied), *comm, so, false);
   m.init_random(11);
   m.set_loss_chunk_tokens(chunk);
   const std::vector<data::Batch> batches = test::two_padded_micro_batches(4321);

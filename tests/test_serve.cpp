@@ -435,6 +435,18 @@ TEST(Serve, BadListenOrSpoolExits2OnEveryRank) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("--spool " + read_only + ": the spool directory is not writable"));
   EXPECT_THAT(r.output, HasSubstr("(reported by rank 0)"));
+
+  // A writable spool whose lock record cannot be written (a file size limit of 0 fails the write with
+  // EFBIG as a full disk fails it with ENOSPC) is not called unwritable: the message is the failure's.
+  // One process: mpirun writes files of its own.
+  const std::string full = d / "full";
+  fs::create_directories(full);
+  r = test::run_command("bash -c \"trap '' XFSZ; ulimit -f 0; exec timeout 120 " + test::neftune_bin() +
+                        " serve --no-default-job --spool " + full + " --listen 127.0.0.1:0\"");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("--spool " + full + ": cannot write " + full + "/.lock: "));
+  EXPECT_THAT(r.output, HasSubstr(": pass a spool directory on a local file system with space left"));
+  EXPECT_THAT(r.output, Not(HasSubstr("not writable")));
 }
 
 // `job(steps)` with checkpoint.dir set (and resume: never, keep_last: 1, as in the report).

@@ -129,7 +129,7 @@ TEST(Train, WritesTheOutputContractAndTheFinalModelLoadsElsewhere) {
   const auto m = model::LlamaModel::load(d / "run/final", at::kFloat);
   EvalReport r;
   tok::ByteTokenizer tok;
-  eval_loss(m, t.datasets().eval, tok.pad_id(), 4, r);
+  eval_loss(m, t.datasets().eval, tok.pad_id(), {4}, r);
   ASSERT_TRUE(s.final_eval_loss.has_value());
   EXPECT_NEAR(r.loss, *s.final_eval_loss, 1e-5 * r.loss);  // fp32, different batching of the same sums
 }

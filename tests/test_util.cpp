@@ -122,16 +122,33 @@ std::string error_of(const std::function<void()>& fn) {
   return "";
 }
 
-std::vector<data::Batch> two_padded_micro_batches(uint64_t seed) {
+model::LlamaConfig small_llama(int64_t vocab, bool tied) {
+  config::ModelInit init;
+  init.dim = 32;
+  init.n_layers = 2;
+  init.n_heads = 4;
+  init.n_kv_heads = 2;
+  init.hidden_dim = 48;
+  init.max_seq_len = 64;
+  init.tie_embeddings = tied;
+  return model::LlamaConfig::from_init(init, vocab, 256, 257);
+}
+
+std::vector<data::Example> random_examples(uint64_t seed, const std::vector<int64_t>& lengths) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   std::vector<data::Example> ex;
-  for (const int64_t len : {40, 23, 31, 12}) {
+  for (const int64_t len : lengths) {
     data::Example e;
     const at::Tensor ids = at::randint(0, 256, {len}, gen, at::kLong);
     for (int64_t t = 0; t < len; ++t) e.ids.push_back(static_cast<int32_t>(ids[t].item<int64_t>()));
     e.set_prompt_length(len / 3);
     ex.push_back(e);
   }
+  return ex;
+}
+
+std::vector<data::Batch> two_padded_micro_batches(uint64_t seed) {
+  const std::vector<data::Example> ex = random_examples(seed, {40, 23, 31, 12});
   return {data::collate(ex, {{0, 0}, {1, 0}}, 258), data::collate(ex, {{2, 0}, {3, 0}}, 258)};
 }
 

@@ -13,6 +13,7 @@
 
 #include "config/train_config.h"
 #include "trainer/data/batch.h"
+#include "trainer/model/llama_config.h"
 
 namespace neftune::test {
 
@@ -67,8 +68,16 @@ std::string mpirun(int np);
 // on, weight decay on, quiet logs; `extra` are more --set overrides (accumulation, steps, sharding...).
 config::TrainConfig small_train_config(const std::string& output_dir, const std::vector<std::string>& extra);
 
-// Two micro-batches of two right-padded samples each (lengths 40, 23 and 31, 12; token ids in [0, 256)
-// drawn from `seed`; the first third of each sample is prompt, without loss; pad id 258).
+// A 2-layer LLaMA, d = 32, 4 heads over 2 KV heads, MLP 48, 64 positions, BOS 256, EOS 257: a
+// `vocab` far wider than d, as in real models (the test tokens stay below 256).
+model::LlamaConfig small_llama(int64_t vocab, bool tied);
+
+// Samples of the given lengths, token ids in [0, 256) drawn from `seed`; the first third of each is
+// prompt, without loss.
+std::vector<data::Example> random_examples(uint64_t seed, const std::vector<int64_t>& lengths);
+
+// Two micro-batches of two right-padded samples each (random_examples of lengths 40, 23 and 31, 12;
+// pad id 258).
 std::vector<data::Batch> two_padded_micro_batches(uint64_t seed);
 
 void write_file(const std::string& path, const std::string& text);

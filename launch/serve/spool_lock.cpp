@@ -40,8 +40,13 @@ io::FileLock lock_spool(const std::string& spool) {
   try {
     lock = io::FileLock::try_lock((fs::path(spool) / ".lock").string(), &holder);
   } catch (const std::system_error& e) {
-    refuse(spool,
-           std::string("the spool directory is not writable (") + e.what() + "): pass a directory this user can write");
+    const int err = e.code().value();
+    if (err == EACCES || err == EPERM || err == EROFS) {
+      refuse(spool, std::string("the spool directory is not writable (") + e.what() +
+                        "): pass a directory this user can write");
+    }
+    // flock itself failed (ENOLCK: a file system without locks, as some NFS mounts are) or the disk is full.
+    refuse(spool, std::string(e.what()) + ": pass a spool directory on a local file system with space left");
   }
   if (!lock) {
     throw UserError("spool " + spool + " is in use by another daemon" + (holder.empty() ? "" : " (" + holder + ")") +

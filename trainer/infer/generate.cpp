@@ -81,7 +81,10 @@ std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<
   at::Generator gen = at::detail::createCPUGenerator(options.seed);
   std::set<int32_t> seen(prompt.begin(), prompt.end());
   std::vector<int64_t> ids64(prompt.begin(), prompt.end());
-  at::Tensor logits = model.forward(at::tensor(ids64, at::kLong).view({1, -1}), &cache);  // (1, L, V)
+  // Logits of the prompt's last position only: all of them would be L x V fp32 (0.5 GB per 1000
+  // prompt tokens at Llama 3's 128256 words) for one row that is read.
+  const at::Tensor prompt_h = model.hidden(at::tensor(ids64, at::kLong).view({1, -1}), &cache);  // (1, L, d)
+  at::Tensor logits = model.logits(prompt_h.narrow(1, prompt_h.size(1) - 1, 1));                 // (1, 1, V)
   std::vector<int32_t> out;
   while (static_cast<int64_t>(out.size()) < options.max_new_tokens && cache.len < capacity) {
     at::Tensor last = logits[0][-1].to(at::kCPU).contiguous();

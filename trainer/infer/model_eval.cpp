@@ -2,6 +2,8 @@
 
 #include "trainer/data/batch.h"
 #include "trainer/data/builtin_tasks.h"
+#include "trainer/data/packing.h"
+#include "trainer/model/chunked_head.h"
 
 namespace neftune::run {
 namespace {
@@ -16,19 +18,29 @@ std::string trim(const std::string& s) {
 }  // namespace
 
 void eval_loss(const model::LlamaModel& model, const std::vector<data::Example>& examples, int32_t pad_id,
-               int64_t batch_size, EvalReport& report) {
+               const EvalLossOptions& options, EvalReport& report) {
+  TORCH_CHECK(options.batch_size >= 1 && options.loss_chunk_tokens >= 0, "eval_loss: batch_size >= 1 and ",
+              "loss_chunk_tokens >= 0 are required");
+  const model::HeadWeights weights = [&model] { return model.head_weights(); };
   at::Tensor loss = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(model.device()));
   int64_t count = 0;
-  for (size_t lo = 0; lo < examples.size(); lo += static_cast<size_t>(batch_size)) {
+  const auto batch = static_cast<size_t>(options.batch_size);
+  for (size_t lo = 0; lo < examples.size(); lo += batch) {
     std::vector<data::SamplePick> picks;
-    for (size_t i = lo; i < std::min(examples.size(), lo + static_cast<size_t>(batch_size)); ++i)
+    int64_t tokens = 0;
+    for (size_t i = lo; i < std::min(examples.size(), lo + batch); ++i) {
       picks.push_back({static_cast<int64_t>(i), 0});
-    const data::Batch b = data::collate(examples, picks, pad_id);
-    const at::Tensor logits = model.forward(b.input_ids);  // (B, L, V) fp32
-    const at::Tensor targets = data::to_device(b.targets, logits.device());
-    loss.add_(at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
-                                     at::Reduction::Sum, -100)
-                  .to(at::kDouble));
+      tokens += static_cast<int64_t>(examples[i].ids.size());
+    }
+    // Packed: the whole batch in one row (the trainer's default pack_length).
+    const data::Batch b = data::make_batch(examples, picks, pad_id, options.packing ? tokens : 0);
+    const at::Tensor h =
+        b.packed() ? model.hidden(b.input_ids, model::PackedRows{b.positions, &b.segments}) : model.hidden(b.input_ids);
+    at::NoGradGuard no_grad;
+    const at::Tensor sum = model::chunked_head_loss(
+        model.config(), weights, h.reshape({-1, h.size(-1)}), data::to_device(b.target_rows, model.device()),
+        data::to_device(b.target_ids, model.device()), options.loss_chunk_tokens, std::nullopt);
+    loss.add_(sum.to(at::kDouble));
     count += b.n_targets;
   }
   report.examples = static_cast<int64_t>(examples.size());

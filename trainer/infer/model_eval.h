@@ -25,9 +25,17 @@ struct EvalReport {
   std::map<std::string, std::pair<int64_t, int64_t>> per_task;  // task -> (correct, total)
 };
 
-// Loss over `examples` in batches of `batch_size`.
+struct EvalLossOptions {
+  int64_t batch_size = 8;           // examples per forward
+  bool packing = false;             // each batch's examples end to end in one row (data/packing.h)
+  int64_t loss_chunk_tokens = 512;  // target positions per LM-head chunk; 0 = all at once
+};
+
+// Mean token cross-entropy over the targets of `examples`, as the trainer evaluates: logits only at
+// the positions with a target, `loss_chunk_tokens` at a time, so no (batch x length x vocab) tensor
+// exists; packed batches give the padded ones' loss up to rounding.
 void eval_loss(const model::LlamaModel& model, const std::vector<data::Example>& examples, int32_t pad_id,
-               int64_t batch_size, EvalReport& report);
+               const EvalLossOptions& options, EvalReport& report);
 
 // Generates an answer for each record (Alpaca template) and scores it. `with_exact_match` compares to
 // the reference output.

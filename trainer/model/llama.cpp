@@ -170,7 +170,9 @@ KvCache LlamaModel::new_cache(int64_t batch, int64_t capacity) const {
   return cache;
 }
 
-at::Tensor LlamaModel::forward(const at::Tensor& ids, KvCache* cache) const {
+at::Tensor LlamaModel::forward(const at::Tensor& ids, KvCache* cache) const { return logits(hidden(ids, cache)); }
+
+at::Tensor LlamaModel::hidden(const at::Tensor& ids, KvCache* cache) const {
   at::NoGradGuard no_grad;
   const int64_t pos0 = cache ? cache->len : 0;
   TORCH_CHECK(pos0 + ids.size(1) <= config_.max_position_embeddings, "sequence of ", pos0 + ids.size(1),
@@ -185,7 +187,26 @@ at::Tensor LlamaModel::forward(const at::Tensor& ids, KvCache* cache) const {
                       cache ? &cache->v[i] : nullptr);
   }
   if (cache) cache->len += ids.size(1);
-  return lm_logits(config_, norm_, lm_head_, x).to(at::kFloat);
+  return x;
+}
+
+at::Tensor LlamaModel::hidden(const at::Tensor& ids, const PackedRows& packed) const {
+  at::NoGradGuard no_grad;
+  TORCH_CHECK(packed.segments, "LlamaModel::hidden: packed rows need their segments");
+  int64_t longest = 1;
+  for (const data::Segment& s : *packed.segments) longest = std::max(longest, s.length);
+  TORCH_CHECK(longest <= config_.max_position_embeddings, "a sample of ", longest,
+              " tokens exceeds max_position_embeddings ", config_.max_position_embeddings);
+  rope_.reserve(longest);
+  const PackedRows here{packed.positions.to(device_), packed.segments};
+  at::Tensor x = embed(embed_, ids.to(device_));
+  for (const LayerWeights& w : layers_) x = decoder_layer(config_, w, x, rope_, here);
+  return x;
+}
+
+at::Tensor LlamaModel::logits(const at::Tensor& h) const {
+  at::NoGradGuard no_grad;
+  return lm_logits(config_, norm_, lm_head_, h).to(at::kFloat);
 }
 
 }  // namespace neftune::model

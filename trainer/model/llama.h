@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "distributed/flat_unit.h"
@@ -91,6 +92,15 @@ class LlamaModel {
 
   // (B, L) ids -> (B, L, V) fp32 logits. With a cache, continues from cache->len.
   at::Tensor forward(const at::Tensor& ids, KvCache* cache = nullptr) const;
+  // (B, L) ids -> (B, L, d): the last decoder layer's output, before the final norm, so that a caller
+  // makes logits only where it needs them (logits(), or the head weights in chunks).
+  at::Tensor hidden(const at::Tensor& ids, KvCache* cache = nullptr) const;
+  // The same for packed rows: ids (R, P), `packed` as for decoder_layer (positions on any device).
+  at::Tensor hidden(const at::Tensor& ids, const PackedRows& packed) const;
+  // Final norm + LM head of hidden states: (..., d) -> (..., V) fp32.
+  at::Tensor logits(const at::Tensor& h) const;
+  // (final norm weight, LM head weight): the embedding when the head is tied.
+  std::pair<at::Tensor, at::Tensor> head_weights() const { return {norm_, lm_head_}; }
   KvCache new_cache(int64_t batch, int64_t capacity) const;
 
  private:
