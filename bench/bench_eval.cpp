@@ -13,6 +13,7 @@
 //
 // --vocab above the tokenizer's 32000 widens the LM head (Llama 3: 128256) with the same ids.
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>

@@ -1,5 +1,7 @@
 #include "trainer/infer/model_eval.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include "trainer/data/batch.h"
 #include "trainer/data/builtin_tasks.h"
 #include "trainer/data/packing.h"
