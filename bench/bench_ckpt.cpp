@@ -130,7 +130,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
                               {"dd_read_mb_per_s", mb / dd_read},
                               {"save_vs_dd_write", dd_write / save_s},
                               {"load_vs_dd_read", dd_read / load_s}};
-    std::cout << r.dump(2) << std::endl;
+    std::cout << r.dump(2) << '\n';
     fs::remove_all(out);
   }
   world.host->barrier();

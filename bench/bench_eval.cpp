@@ -146,7 +146,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
       c.loss = c.run();
       c.seconds.push_back(bench::seconds_since(t0));
       if (round == 0) c.peak_mb = static_cast<double>(counter.peak() - before) / 1e6;
-      std::cerr << "round " << round << " " << c.name << ": " << c.seconds.back() << " s, loss " << c.loss << std::endl;
+      std::cerr << "round " << round << " " << c.name << ": " << c.seconds.back() << " s, loss " << c.loss << '\n';
     }
   }
   nlohmann::json r = {
@@ -173,6 +173,6 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
     r[std::string(n) + "_peak_vs_full_logits"] = r[n]["peak_tensor_mb"].get<double>() / cs[0].peak_mb;
     r[std::string(n) + "_loss_relative_difference"] = std::abs(r[n]["loss"].get<double>() - cs[0].loss) / cs[0].loss;
   }
-  std::cout << r.dump(2) << std::endl;
+  std::cout << r.dump(2) << '\n';
   return 0;
 }

@@ -137,7 +137,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
     out["time_ratio_full_vs_none"] = median(cs[0].seconds) / median(cs[3].seconds);
     out["time_ratio_prefetch_on_vs_off"] = median(cs[0].seconds) / median(cs[1].seconds);
   }
-  if (world.rank == 0) std::cout << out.dump(2) << std::endl;
+  if (world.rank == 0) std::cout << out.dump(2) << '\n';
   world.host->barrier();
   if (world.rank == 0) fs::remove_all(dir);
   dist::finalize_world();

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
                      {"peak_tensor_bytes_per_target_token", peak_mb * 1e6 / static_cast<double>(n)},
                      {"seconds", seconds},
                      {"mean_loss", loss / static_cast<double>(n)}});
-    std::cerr << cases.back().dump() << std::endl;
+    std::cerr << cases.back().dump() << '\n';
   }
   nlohmann::json r = {
       {"dim", dim},       {"vocab", vocab}, {"batch", batch}, {"seq", seq}, {"threads", at::get_num_threads()},
@@ -101,6 +101,6 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
           cases[i]["peak_tensor_mb"].get<double>() / cases[0]["peak_tensor_mb"].get<double>();
     }
   }
-  std::cout << r.dump(2) << std::endl;
+  std::cout << r.dump(2) << '\n';
   return 0;
 }

@@ -107,6 +107,6 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
                     median(hf_warm) * bytes_per_hf_token / (median(sp_warm) * bytes_per_sp_token)},
                }
                    .dump(2)
-            << std::endl;
+            << '\n';
   return 0;
 }

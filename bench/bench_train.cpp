@@ -178,6 +178,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
     e.set_prompt_length(1);
     std::vector<data::Example> ex(static_cast<size_t>(batch), e);
     std::vector<data::SamplePick> picks;
+    picks.reserve(static_cast<size_t>(batch));
     for (int64_t i = 0; i < batch; ++i) picks.push_back({i, 0});
     const data::Batch b = data::collate(ex, picks, 0);
     const at::Tensor emb = at::randn({batch, seq, dim}).to(st);
@@ -223,7 +224,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
                                      {"step_peak_tensor_mb_off", p_on},
                                      {"step_peak_tensor_ratio_on_vs_off", p_ckpt / p_on}};
   }
-  std::cout << r.dump(2) << std::endl;
+  std::cout << r.dump(2) << '\n';
   fs::remove_all(dir);
   dist::finalize_world();
   return 0;

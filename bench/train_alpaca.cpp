@@ -214,7 +214,7 @@ int run_alpaca_bench(const AlpacaBenchOptions& o, dist::World& world) {
       {"real_tokens_per_s_all_steps",
        {{"neftune_padded", r / sum_padded}, {"neftune_packed", r / sum_packed}, {"plain_padded", r / sum_plain}}},
       {"per_step", per_step}};
-  std::cout << out.dump(2) << std::endl;
+  std::cout << out.dump(2) << '\n';
   fs::remove_all(dir);
   return 0;
 }

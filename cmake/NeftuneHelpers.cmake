@@ -1,15 +1,3 @@
-# Precompiled LibTorch headers: a LibTorch include costs ~7 s per translation unit on a 2-core machine.
-# NEFTUNE_PCH=OFF builds without them (clang-tidy cannot read GCC's precompiled headers: launch/lint.sh).
-function(neftune_torch_pch target)
-  if(NOT NEFTUNE_PCH)
-    return()
-  endif()
-  target_precompile_headers(${target} PRIVATE
-    <ATen/ATen.h>
-    <torch/csrc/autograd/autograd.h>
-    <torch/csrc/autograd/generated/variable_factories.h>)
-endfunction()
-
 # neftune_add_test(NAME name SOURCES a.cpp ... LABELS unit [RANKS n] [LIBS ...] [TIMEOUT s])
 # Registers a GoogleTest executable; with RANKS it runs under mpirun with that many ranks.
 function(neftune_add_test)
@@ -17,6 +5,7 @@ function(neftune_add_test)
   if(NOT TARGET ${T_NAME})
     add_executable(${T_NAME} ${T_SOURCES})
     target_link_libraries(${T_NAME} PRIVATE neftune_test_main ${T_LIBS})
+    neftune_pch(${T_NAME} test)
     set_target_properties(${T_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   endif()
   if(T_RANKS)

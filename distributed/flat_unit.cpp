@@ -189,6 +189,7 @@ std::vector<at::Tensor> FlatUnit::views(bool requires_grad) {
   TORCH_CHECK(gathered_, "unit ", layout_.name, ": views() before gather");
   const at::Tensor base = requires_grad ? full_ : full_.detach();
   std::vector<int64_t> sizes;
+  sizes.reserve(layout_.params.size() + 1);
   for (const auto& p : layout_.params) sizes.push_back(p.numel());
   if (layout_.padded_numel > layout_.numel) sizes.push_back(layout_.padded_numel - layout_.numel);
   // One split node for the whole unit: its backward writes every parameter's gradient into one flat

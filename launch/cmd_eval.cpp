@@ -119,7 +119,7 @@ Action add_eval_command(CLI::App& app, dist::World& world) {
       if (report.exact_match) j["exact_match"] = *report.exact_match;
       for (const auto& [task, ct] : report.per_task)
         j["per_task"][task] = {{"correct", ct.first}, {"total", ct.second}};
-      std::cout << j.dump() << std::endl;
+      std::cout << j.dump() << '\n';
     } else {
       std::printf("eval_loss %.4f over %lld examples (%lld response tokens)\n", report.loss,
                   static_cast<long long>(report.examples), static_cast<long long>(report.target_tokens));

@@ -93,9 +93,9 @@ Action add_generate_command(CLI::App& app, dist::World& world) {
     if (o->json) {
       // A byte tokenizer (or sentencepiece's byte fallback) can stop inside a character; JSON holds UTF-8.
       std::cout << nlohmann::json{{"prompt_ids", prompt}, {"output_ids", out}, {"text", tok::utf8::lossy(text)}}.dump()
-                << std::endl;
+                << '\n';
     } else {
-      std::cout << text << std::endl;
+      std::cout << text << '\n';
     }
     return kExitOk;
   };

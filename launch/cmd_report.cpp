@@ -31,7 +31,7 @@ Action add_report_command(CLI::App& app, dist::World& world) {
         report::summarize_runs(o->runs, o->eval_samples, run::parse_device(o->device));
     report::write_report(runs, o->out);
     std::cout << report::report_markdown(runs) << "\nwritten: " << o->out << "/report.md, " << o->out
-              << "/report.json, " << o->out << "/loss.svg" << std::endl;
+              << "/report.json, " << o->out << "/loss.svg" << '\n';
     return kExitOk;
   };
 }

@@ -109,7 +109,7 @@ Action add_tokenize_command(CLI::App& app, dist::World& world) {
       if (o->json) {
         std::cout << nlohmann::json{{"text", text}, {"ids", e.ids}, {"labels_mask", e.train}}.dump(
                          -1, ' ', false, nlohmann::json::error_handler_t::replace)
-                  << std::endl;
+                  << '\n';
         return kExitOk;
       }
       std::cout << to_string(t.family) << " template, " << tok->kind() << " tokenizer: " << e.ids.size() << " tokens, "
@@ -121,7 +121,7 @@ Action add_tokenize_command(CLI::App& app, dist::World& world) {
     }
     const std::vector<int32_t> ids = tok->encode(o->text, o->special);
     if (o->json) {
-      std::cout << nlohmann::json{{"ids", ids}}.dump() << std::endl;
+      std::cout << nlohmann::json{{"ids", ids}}.dump() << '\n';
       return kExitOk;
     }
     std::cout << tok->kind() << " tokenizer, vocab " << tok->vocab_size() << ": " << ids.size() << " tokens\n";

@@ -5,7 +5,7 @@
 # Usage: launch/setup.sh [--slurm] [--container] [--lint]
 #   --slurm      also install slurm-wlm + munge (for the Slurm tests)
 #   --container  also install podman/buildah/debootstrap (for the Docker image test)
-#   --lint       also install clang-format and clang-tidy (launch/lint.sh)
+#   --lint       also install clang-format and clang-tidy 22 (launch/lint.sh)
 # Runs apt-get only when a package is absent, so a second run costs well under a second.
 set -euo pipefail
 
@@ -22,7 +22,7 @@ for arg in "$@"; do
   case "$arg" in
     --slurm) pkgs+=(slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge) ;;
     --container) pkgs+=(podman buildah runc debootstrap) ;;
-    --lint) pkgs+=(clang-format clang-tidy) ;;
+    --lint) pkgs+=(clang-format clang-tidy-22) ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (known: --slurm --container --lint)" >&2; exit 2 ;;
   esac

@@ -100,6 +100,7 @@ at::Tensor ref_logits(const Arch& a, const Weights& w, const std::vector<int64_t
       k = ref_rms(k, W(P + "self_attn.k_norm.weight"), a.eps);
     }
     std::vector<at::Tensor> k_rot;
+    k_rot.reserve(static_cast<size_t>(L));
     for (int64_t j = 0; j < L; ++j) k_rot.push_back(rotate(k[j], j));
     const at::Tensor kr = at::stack(k_rot);  // (L, KV, hd)
     std::vector<at::Tensor> rows;

@@ -103,10 +103,9 @@ class Daemon {
     setpgid(pid_, pid_);
     for (int i = 0; i < 600 && port_ == 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      try {
-        port_ = test::read_json(spool + "/daemon.json")["port"].get<int>();
-      } catch (const std::exception&) {
-      }
+      // daemon.json is written (atomically) once the daemon listens; until then there is none.
+      const auto j = nlohmann::json::parse(test::read_file(spool + "/daemon.json"), nullptr, false);
+      if (j.is_object() && j.contains("port")) port_ = j["port"].get<int>();
       if (exited()) break;
     }
   }
@@ -205,9 +204,11 @@ double peak_rss_mib(int pid) {
   return -1;
 }
 
-// `neftune serve` under mpirun -np 2 that is expected to refuse to start (timeout: a hang fails too).
-test::CommandResult serve_refused(const std::string& args) {
-  return test::run_command("timeout 120 " + test::mpirun(2) + test::neftune_bin() + " serve --no-default-job " + args);
+// `neftune serve` under mpirun -np `ranks` (or alone, with 1) that is expected to refuse to start
+// (timeout: a hang fails too).
+test::CommandResult serve_refused(const std::string& args, int ranks = 2) {
+  return test::run_command("timeout 120 " + (ranks > 1 ? test::mpirun(ranks) : std::string()) + test::neftune_bin() +
+                           " serve --no-default-job " + args);
 }
 
 TEST(Serve, HttpApiValidatesQueuesRunsAndReports) {
@@ -408,9 +409,13 @@ TEST(Serve, SecondDaemonOnASpoolIsRefusedOnEveryRank) {
 // hang) naming the option, before anything is bound or written.
 TEST(Serve, BadListenOrSpoolExits2OnEveryRank) {
   TempDir d;
+  // Every rank parses the same command line: the first case shows the refusal on both ranks, the others
+  // (one process each, half the start-up) the parser.
+  bool first = true;
   for (const std::string listen :
        {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:http", "127.0.0.1:-1", "127.0.0.1:"}) {
-    const auto r = serve_refused("--spool " + (d / "spool") + " --listen " + listen);
+    const auto r = serve_refused("--spool " + (d / "spool") + " --listen " + listen, first ? 2 : 1);
+    first = false;
     EXPECT_EQ(r.exit_code, 2) << r.output;
     EXPECT_THAT(r.output, HasSubstr("--listen " + listen + ": the port must be a number from 1 to 65535"));
     EXPECT_THAT(r.output, Not(HasSubstr("MPI_ABORT")));
@@ -657,7 +662,8 @@ TEST(Serve, SigtermDuringTheFinalEvalStopsItWithinSeconds) {
   TempDir d;
   const std::string spool = d / "spool";
   std::string long_eval = job(4);
-  long_eval.replace(long_eval.find("builtin_eval_size: 8"), 20, "builtin_eval_size: 30000");
+  // About ten seconds of eval on two ranks: long enough that waiting for it shows against the stop.
+  long_eval.replace(long_eval.find("builtin_eval_size: 8"), 20, "builtin_eval_size: 10000");
   std::string id;
   double stop_s = 0;
   {

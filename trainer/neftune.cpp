@@ -65,6 +65,7 @@ at::Tensor neftune_noise(const at::Tensor& embeddings, const std::vector<int64_t
   TORCH_CHECK(embeddings.dim() == 3 && static_cast<int64_t>(lengths.size()) == embeddings.size(0),
               "neftune_noise: one length per row");
   std::vector<data::Segment> segments;
+  segments.reserve(lengths.size());
   for (size_t i = 0; i < lengths.size(); ++i) segments.push_back({static_cast<int64_t>(i), 0, lengths[i]});
   return neftune_noise(embeddings, segments, keys, alpha);
 }

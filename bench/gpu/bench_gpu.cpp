@@ -160,7 +160,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a failu
     r["peak_allocated_gib"] = memory->allocated_gib;
     r["peak_reserved_gib"] = memory->reserved_gib;
   }
-  std::cout << r.dump() << std::endl;
+  std::cout << r.dump() << '\n';
   fs::remove_all(dir);
   dist::finalize_world();
   return 0;

@@ -1,5 +1,6 @@
 #include "launch/report/report.h"
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -106,7 +107,10 @@ RunSummary summarize_run(const std::string& dir, int eval_samples, const at::Dev
     builtin = !cfg.data.train;
     r.alpha = cfg.neftune.alpha.value_or(0.0);
     r.config = config::key_values(cfg);
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    // A run directory without a readable config.yaml is still reported from its metrics, without its
+    // settings and without the eval on built-in data.
+    spdlog::debug("[report] {}: config.yaml not read ({})", dir, e.what());
   }
   if (builtin && eval_samples > 0 && r.status == "done") {
     const std::string final_dir = (fs::path(dir) / "final").string();
@@ -209,12 +213,14 @@ std::string loss_curves_svg(const std::vector<RunSummary>& runs) {
      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
      << "<text x=\"" << left
      << "\" y=\"24\" font-size=\"15\">Training loss (lines, EMA 0.9) and eval loss (dots)</text>\n";
-  for (double v = lo; v <= hi + 1e-9; v += ystep) {
+  for (int i = 0; lo + i * ystep <= hi + 1e-9; ++i) {
+    const double v = lo + i * ystep;
     os << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << Y(v) << "\" y2=\"" << Y(v)
        << "\" stroke=\"#e5e5e5\"/>\n<text x=\"" << left - 8 << "\" y=\"" << Y(v) + 4 << "\" text-anchor=\"end\">" << v
        << "</text>\n";
   }
-  for (double s = 0; s <= static_cast<double>(max_step) + 1e-9; s += xstep) {
+  for (int i = 0; i * xstep <= static_cast<double>(max_step) + 1e-9; ++i) {
+    const double s = i * xstep;
     os << "<line x1=\"" << X(s) << "\" x2=\"" << X(s) << "\" y1=\"" << top + ph << "\" y2=\"" << top + ph + 5
        << "\" stroke=\"black\"/>\n<text x=\"" << X(s) << "\" y=\"" << top + ph + 20 << "\" text-anchor=\"middle\">" << s
        << "</text>\n";

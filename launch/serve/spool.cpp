@@ -53,7 +53,7 @@ void Spool::load() {
       } catch (const std::exception&) {
         s.id = id;  // a job moved but its status not yet rewritten: the directory says where it is
         s.name = id.substr(id.find('-') + 1);
-        s.seq = std::atoll(id.c_str());
+        s.seq = std::strtoll(id.c_str(), nullptr, 10);  // the id's leading digits (0 where it has none)
       }
       s.id = id;
       s.state = state;
@@ -270,6 +270,7 @@ bool Spool::cancel_requested(const std::string& id) const {
 std::vector<JobStatus> Spool::list() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<JobStatus> out;
+  out.reserve(jobs_.size());
   for (const auto& [id, j] : jobs_) out.push_back(j);
   return out;
 }

@@ -7,14 +7,23 @@
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 timings=()
+phase_log=()
 phase_start() { phase=$1; t0=$(date +%s.%N); echo "=== $phase"; }
 phase_end() {
   local dt
   dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   timings+=("$(printf '%-40s %7s s' "$phase" "$dt")")
+  phase_log+=("$(basename "$0" .sh)	$phase	$dt")
   echo "=== $phase: ${dt} s"
 }
-report() { [ ${#timings[@]} -eq 0 ] || { echo "--- phase times"; printf '  %s\n' "${timings[@]}"; }; }
+# The phase times are also appended to $NEFTUNE_CI_TIMES when it names a file (.ci/run prints them in its
+# split): one line "TEST<tab>PHASE<tab>SECONDS" per phase.
+report() {
+  [ ${#timings[@]} -eq 0 ] || { echo "--- phase times"; printf '  %s\n' "${timings[@]}"; }
+  if [ -n "${NEFTUNE_CI_TIMES:-}" ] && [ ${#phase_log[@]} -gt 0 ]; then
+    printf '%s\n' "${phase_log[@]}" >>"$NEFTUNE_CI_TIMES" || true
+  fi
+}
 trap report EXIT
 
 # container_setup SUITE: root, the tools (installed by launch/setup.sh --container when missing), the
@@ -23,6 +32,7 @@ trap report EXIT
 container_setup() {
   local suite=$1 rc=0 out c
   [ "$(id -u)" -eq 0 ] || skip "needs root (rootful podman/buildah and debootstrap)"
+  images_lock
 
   phase_start "tools"
   have_tools() { for c in podman buildah runc debootstrap; do command -v "$c" >/dev/null || return 1; done; }
@@ -47,6 +57,21 @@ container_setup() {
   phase_end
 }
 
+# images_lock: waits until no other script of this folder is making or using images (prepare_images.sh in
+# the background of .ci/run, another container test), then holds the lock until this script exits. Two
+# builds of one image at once would both miss the layer cache and both do the whole work.
+images_lock() {
+  local lock=/var/tmp/neftune-container-images.lock t
+  [ -z "${images_lock_fd:-}" ] || return 0  # held already
+  exec {images_lock_fd}>"$lock"
+  if ! flock -n "$images_lock_fd"; then
+    echo "waiting for $lock (another run is making the container images)"
+    t=$(date +%s)
+    flock "$images_lock_fd"
+    echo "waited $(($(date +%s) - t)) s for $lock"
+  fi
+}
+
 # build_image LOG [build-and-run.sh options]: builds docker/Dockerfile.cpu (layer-cached, so a second run
 # with unchanged sources takes seconds). The full log goes to LOG; the steps and their cache hits are
 # shown, the log's tail on failure.
@@ -59,3 +84,11 @@ build_image() {
   fi
   grep -E '^STEP |^--> Using cache|^\[build-and-run\]' "$log" | cut -c1-120
 }
+
+# The Debian 13 packages image (Dockerfile.cpu, stage deps) and the configure options of the LibTorch 2.6
+# build: test_torch2.sh builds with them, test_torch2_cuda_compile.sh compares the CUDA flavour with them.
+# shellcheck disable=SC2034  # used by the sourcing scripts
+torch2_image=localhost/neftune:trixie-deps
+# shellcheck disable=SC2034
+torch2_cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DNEFTUNE_BUILD_TESTS=ON -DNEFTUNE_BUILD_BENCH=ON
+                   -DNEFTUNE_WERROR=ON -DNEFTUNE_WITH_NCCL=OFF -DNEFTUNE_TEST_TORCH2=OFF)

@@ -17,8 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-[[noreturn]] void bad(const std::string& path, const std::string& what) { throw CheckpointError(path + ": " + what); }
-
 std::string sys_error() { return std::strerror(errno); }
 
 }  // namespace
@@ -66,11 +64,11 @@ std::string from_scalar_type(at::ScalarType t) {
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) bad(path, "cannot open: " + sys_error());
+  if (fd < 0) bad_file(path, "cannot open: " + sys_error());
   struct stat st {};
   if (fstat(fd, &st) != 0) {
     ::close(fd);
-    bad(path, "cannot stat: " + sys_error());
+    bad_file(path, "cannot stat: " + sys_error());
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {
@@ -78,7 +76,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (map_ == MAP_FAILED) {
       map_ = nullptr;
       ::close(fd);
-      bad(path, "cannot mmap: " + sys_error());
+      bad_file(path, "cannot mmap: " + sys_error());
     }
   }
   fd_ = fd;
@@ -101,7 +99,7 @@ SafetensorsFile::~SafetensorsFile() {
 
 const TensorEntry& SafetensorsFile::entry(const std::string& name) const {
   const auto it = index_.find(name);
-  if (it == index_.end()) bad(path_, "has no tensor '" + name + "'");
+  if (it == index_.end()) bad_file(path_, "has no tensor '" + name + "'");
   return header_.tensors[it->second];
 }
 
@@ -151,7 +149,7 @@ void SafetensorsFile::read_range_into(const std::string& name, int64_t begin, in
   while (left > 0) {
     const ssize_t n = ::pread(fd_, out, left, offset);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) bad(path_, "read of tensor '" + name + "' failed: " + (n < 0 ? sys_error() : "unexpected end of file"));
+    if (n <= 0) bad_file(path_, "read of tensor '" + name + "' failed: " + (n < 0 ? sys_error() : "unexpected end of file"));
     out += n;
     offset += n;
     left -= static_cast<size_t>(n);

@@ -12,11 +12,11 @@ using json = nlohmann::json;
 // The reference implementation refuses headers over 100 MB; so do we.
 constexpr uint64_t kMaxHeader = 100ull * 1024 * 1024;
 
-[[noreturn]] void bad(const std::string& path, const std::string& what) { throw CheckpointError(path + ": " + what); }
-
 bool mul_overflows(uint64_t a, uint64_t b, uint64_t& out) { return __builtin_mul_overflow(a, b, &out); }
 
 }  // namespace
+
+void bad_file(const std::string& path, const std::string& what) { throw CheckpointError(path + ": " + what); }
 
 size_t dtype_size(const std::string& d) {
   static const std::map<std::string, size_t> kSizes = {
@@ -27,67 +27,67 @@ size_t dtype_size(const std::string& d) {
 }
 
 SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std::string& path) {
-  if (size < 8) bad(path, "truncated: " + std::to_string(size) + " bytes is too short for a safetensors file");
+  if (size < 8) bad_file(path, "truncated: " + std::to_string(size) + " bytes is too short for a safetensors file");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
   if (header_len > kMaxHeader)
-    bad(path, "header length " + std::to_string(header_len) + " is absurd (limit 100 MB): not a safetensors file?");
+    bad_file(path, "header length " + std::to_string(header_len) + " is absurd (limit 100 MB): not a safetensors file?");
   if (header_len > size - 8) {
-    bad(path, "truncated: header length " + std::to_string(header_len) + " runs past the end of the file (" +
+    bad_file(path, "truncated: header length " + std::to_string(header_len) + " runs past the end of the file (" +
                   std::to_string(size) + " bytes)");
   }
   json header;
   try {
     header = json::parse(data + 8, data + 8 + header_len);
   } catch (const json::exception& e) {
-    bad(path, "header is not valid JSON: " + json_error(e));
+    bad_file(path, "header is not valid JSON: " + json_error(e));
   }
-  if (!header.is_object()) bad(path, "header is not a JSON object");
+  if (!header.is_object()) bad_file(path, "header is not a JSON object");
 
   SafetensorsHeader out;
   out.data_offset = 8 + header_len;
   const uint64_t data_size = size - out.data_offset;
   for (const auto& [name, value] : header.items()) {
     if (name == "__metadata__") {
-      if (!value.is_object()) bad(path, "__metadata__ must be an object of strings");
+      if (!value.is_object()) bad_file(path, "__metadata__ must be an object of strings");
       for (const auto& [k, v] : value.items()) {
-        if (!v.is_string()) bad(path, "__metadata__." + k + " must be a string");
+        if (!v.is_string()) bad_file(path, "__metadata__." + k + " must be a string");
         out.metadata[k] = v.get<std::string>();
       }
       continue;
     }
     const std::string where = "tensor '" + name + "'";
-    if (!value.is_object()) bad(path, where + ": entry is not an object");
-    if (!value.contains("dtype") || !value["dtype"].is_string()) bad(path, where + ": missing or non-string dtype");
-    if (!value.contains("shape") || !value["shape"].is_array()) bad(path, where + ": missing or non-array shape");
+    if (!value.is_object()) bad_file(path, where + ": entry is not an object");
+    if (!value.contains("dtype") || !value["dtype"].is_string()) bad_file(path, where + ": missing or non-string dtype");
+    if (!value.contains("shape") || !value["shape"].is_array()) bad_file(path, where + ": missing or non-array shape");
     if (!value.contains("data_offsets") || !value["data_offsets"].is_array() || value["data_offsets"].size() != 2)
-      bad(path, where + ": data_offsets must be [begin, end]");
+      bad_file(path, where + ": data_offsets must be [begin, end]");
     TensorEntry e;
     e.name = name;
     e.dtype = value["dtype"].get<std::string>();
     const size_t esize = dtype_size(e.dtype);
-    if (esize == 0) bad(path, where + ": unknown dtype '" + e.dtype + "'");
+    if (esize == 0) bad_file(path, where + ": unknown dtype '" + e.dtype + "'");
     uint64_t numel = 1;
     for (const auto& dim : value["shape"]) {
-      if (!dim.is_number_unsigned()) bad(path, where + ": shape entries must be non-negative integers");
+      if (!dim.is_number_unsigned()) bad_file(path, where + ": shape entries must be non-negative integers");
       const uint64_t d = dim.get<uint64_t>();
       if (d > static_cast<uint64_t>(INT64_MAX) || mul_overflows(numel, d, numel))
-        bad(path, where + ": shape overflows");
+        bad_file(path, where + ": shape overflows");
       e.shape.push_back(static_cast<int64_t>(d));
     }
     for (const auto& off : value["data_offsets"])
-      if (!off.is_number_unsigned()) bad(path, where + ": data_offsets must be non-negative integers");
+      if (!off.is_number_unsigned()) bad_file(path, where + ": data_offsets must be non-negative integers");
     e.begin = value["data_offsets"][0].get<uint64_t>();
     e.end = value["data_offsets"][1].get<uint64_t>();
     uint64_t nbytes = 0;
-    if (mul_overflows(numel, esize, nbytes)) bad(path, where + ": byte size overflows");
-    if (e.end < e.begin) bad(path, where + ": data_offsets end < begin");
+    if (mul_overflows(numel, esize, nbytes)) bad_file(path, where + ": byte size overflows");
+    if (e.end < e.begin) bad_file(path, where + ": data_offsets end < begin");
     if (e.end - e.begin != nbytes) {
-      bad(path, where + ": data_offsets span " + std::to_string(e.end - e.begin) + " bytes but " + e.dtype +
+      bad_file(path, where + ": data_offsets span " + std::to_string(e.end - e.begin) + " bytes but " + e.dtype +
                     " with this shape needs " + std::to_string(nbytes));
     }
     if (e.end > data_size) {
-      bad(path, where + ": data ends at byte " + std::to_string(e.end) + " but the file has only " +
+      bad_file(path, where + ": data ends at byte " + std::to_string(e.end) + " but the file has only " +
                     std::to_string(data_size) + " data bytes (truncated?)");
     }
     out.tensors.push_back(std::move(e));
@@ -98,15 +98,15 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
   uint64_t expected = 0;
   for (const auto& e : out.tensors) {
     if (e.begin < expected)
-      bad(path, "tensor '" + e.name + "' overlaps the tensor before it (offset " + std::to_string(e.begin) + ")");
+      bad_file(path, "tensor '" + e.name + "' overlaps the tensor before it (offset " + std::to_string(e.begin) + ")");
     if (e.begin > expected) {
-      bad(path, "hole in the data section before tensor '" + e.name + "' (bytes " + std::to_string(expected) + ".." +
+      bad_file(path, "hole in the data section before tensor '" + e.name + "' (bytes " + std::to_string(expected) + ".." +
                     std::to_string(e.begin) + " are unused)");
     }
     expected = e.end;
   }
   if (expected != data_size) {
-    bad(path, "data section has " + std::to_string(data_size) + " bytes but the tensors cover " +
+    bad_file(path, "data section has " + std::to_string(data_size) + " bytes but the tensors cover " +
                   std::to_string(expected) + " (trailing garbage or truncated)");
   }
   return out;

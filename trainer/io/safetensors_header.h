@@ -33,4 +33,7 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
 // Bytes per element of a safetensors dtype name; 0 if unknown.
 size_t dtype_size(const std::string& dtype);
 
+// Throws CheckpointError("PATH: WHAT"): a safetensors file that cannot be read as one.
+[[noreturn]] void bad_file(const std::string& path, const std::string& what);
+
 }  // namespace neftune::io

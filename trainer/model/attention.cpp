@@ -80,6 +80,7 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
     const std::vector<at::Tensor> qs = q_rows[r].split_with_sizes(sizes, 2), ks = k_rows[r].split_with_sizes(sizes, 2),
                                   vs = v_rows[r].split_with_sizes(sizes, 2);
     std::vector<at::Tensor> pieces;
+    pieces.reserve(sizes.size());
     for (size_t i = 0; i < sizes.size(); ++i)
       pieces.push_back(is_sample[i] ? attention(qs[i], ks[i], vs[i], 0, window) : at::zeros_like(qs[i]));
     rows.push_back(pieces.size() == 1 ? pieces[0] : at::cat(pieces, 2));

@@ -279,7 +279,7 @@ TrainProgress Checkpointer::load(const std::string& dir, model::ShardedLlama& mo
       }
       at::NoGradGuard no_grad;
       const int64_t n = std::max<int64_t>(0, hi - lo);
-      for (auto [kind, dst] :
+      for (const auto& [kind, dst] :
            {std::pair<const char*, at::Tensor>{"param", u.params()}, {"exp_avg", st.m}, {"exp_avg_sq", st.v}}) {
         if (n > 0) files.read(um, kind, lo, hi, dst.narrow(0, 0, n));
         dst.narrow(0, n, dst.numel() - n).zero_();  // padding

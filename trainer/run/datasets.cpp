@@ -106,7 +106,7 @@ std::string describe(const Datasets& d) {
   }
   if (d.train_tok.skipped_too_long) os << "; skipped " << d.train_tok.skipped_too_long << " too long";
   const data::TokenizeStats& c = d.train_tok;
-  if (c.conversations) {
+  if (c.conversations && d.chat_template) {
     os << "; " << c.conversations << " conversations (" << data::to_string(d.chat_template->family)
        << " template, loss on " << config::to_string(d.train_on) << ")";
     if (c.dropped_turns)

@@ -1,7 +1,9 @@
 #include "trainer/run/memory_budget.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -92,23 +94,29 @@ std::string format_count(double n) {
   return buf;
 }
 
+// The integer at the start of `s` (after blanks); -1 when there is none, or it is negative or too large.
+int64_t leading_integer(const char* s) {
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(s, &end, 10);
+  return end == s || errno == ERANGE || v < 0 ? -1 : static_cast<int64_t>(v);
+}
+
 }  // namespace
 
 int64_t meminfo_bytes(const std::string& text, const std::string& field) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
     if (line.compare(0, field.size() + 1, field + ":") != 0) continue;
-    long long kb = -1;
-    if (std::sscanf(line.c_str() + field.size() + 1, "%lld", &kb) != 1 || kb < 0) return -1;
-    return static_cast<int64_t>(kb) * 1024;
+    const int64_t kb = leading_integer(line.c_str() + field.size() + 1);
+    return kb < 0 ? -1 : kb * 1024;
   }
   return -1;
 }
 
 int64_t cgroup_limit_bytes(const std::string& text) {
-  long long v = -1;
-  if (text.compare(0, 3, "max") == 0 || std::sscanf(text.c_str(), "%lld", &v) != 1 || v < 0) return -1;
-  return v >= (int64_t{1} << 62) ? -1 : static_cast<int64_t>(v);  // v1 says "unlimited" as ~2^63
+  const int64_t v = text.compare(0, 3, "max") == 0 ? -1 : leading_integer(text.c_str());
+  return v >= (int64_t{1} << 62) ? -1 : v;  // v1 says "unlimited" as ~2^63
 }
 
 HostMemory host_memory() {

@@ -1,6 +1,7 @@
 #include "trainer/run/metrics.h"
 
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -31,14 +32,16 @@ void keep_metrics_through(const std::string& path, int64_t last_step) {
   std::ifstream in(path);
   if (!in) return;
   std::string kept, line;
+  int64_t unreadable = 0;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     try {
       if (nlohmann::json::parse(line).value("step", int64_t{0}) <= last_step) kept += line + "\n";
     } catch (const nlohmann::json::exception&) {
-      // a line cut by a crash: dropped
+      ++unreadable;  // a line cut by a crash: dropped
     }
   }
+  if (unreadable > 0) spdlog::info("[metrics] {}: {} unreadable line(s) dropped (cut by a crash)", path, unreadable);
   in.close();
   io::write_file_atomic(path, kept);
 }

@@ -2,11 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "config/config.h"
 #include "trainer/data/packing.h"
@@ -28,20 +29,33 @@ namespace {
 
 at::ScalarType to_dtype(config::DType d) { return d == config::DType::bf16 ? at::kBFloat16 : at::kFloat; }
 
+// The integer that `s` starts with, and in *end where it ends; nullopt when `s` starts with none.
+std::optional<long long> leading_integer(const char* s, const char** end) {
+  char* e = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(s, &e, 10);
+  if (e == s || errno == ERANGE) return std::nullopt;
+  *end = e;
+  return v;
+}
+
 // NEFTUNE_INJECT_FAILURE=RANK:STEP makes that rank throw at the start of that (1-based) step: the
 // documented way to check that one failing rank takes the whole job down instead of hanging it.
 // NEFTUNE_INJECT_STOP=STEP acts as if SIGTERM arrived during that step: a deterministic preemption.
+// A value of another form injects nothing.
 void maybe_inject_stop(int64_t step) {
   static const char* spec = std::getenv("NEFTUNE_INJECT_STOP");
-  if (spec && std::atoll(spec) == step) request_stop();
+  const char* end = nullptr;
+  if (spec && leading_integer(spec, &end) == step) request_stop();
 }
 
 void maybe_inject_failure(int rank, int64_t step) {
   static const char* spec = std::getenv("NEFTUNE_INJECT_FAILURE");
   if (!spec) return;
-  int r = -1;
-  long long s = -1;
-  if (std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step) {
+  const char* end = nullptr;
+  const std::optional<long long> r = leading_integer(spec, &end);
+  const std::optional<long long> s = r && *end == ':' ? leading_integer(end + 1, &end) : std::nullopt;
+  if (r == rank && s == step) {
     throw std::runtime_error("injected failure on rank " + std::to_string(rank) + " at step " + std::to_string(step) +
                              " (NEFTUNE_INJECT_FAILURE)");
   }
@@ -187,10 +201,14 @@ void Trainer::setup() {
                                                   static_cast<uint64_t>(cfg_.train.seed));
   if (resume) sampler_->seek(progress.sampler_epoch, progress.sampler_position);
   const int64_t global_batch = cfg_.train.micro_batch_size * cfg_.train.accumulation_steps * world_.size;
-  total_steps_ = cfg_.train.max_steps
-                     ? *cfg_.train.max_steps
-                     : static_cast<int64_t>(std::ceil(*cfg_.train.epochs * static_cast<double>(data_.train.size()) /
-                                                      static_cast<double>(global_batch)));
+  if (cfg_.train.max_steps) {
+    total_steps_ = *cfg_.train.max_steps;
+  } else if (cfg_.train.epochs) {
+    total_steps_ = static_cast<int64_t>(
+        std::ceil(*cfg_.train.epochs * static_cast<double>(data_.train.size()) / static_cast<double>(global_batch)));
+  } else {
+    throw config::ConfigError("train.max_steps: set train.max_steps or train.epochs");  // validate() refuses it first
+  }
   if (rank0()) {
     io::write_file_atomic((fs::path(cfg_.output_dir) / "config.yaml").string(), config::dump_config(cfg_));
     const std::string metrics_path = (fs::path(cfg_.output_dir) / "metrics.jsonl").string();
@@ -240,7 +258,8 @@ TrainSummary Trainer::train() {
   bar.finish();
   set_console_quiet(false);
   if (saved_step_ != step_) save_checkpoint();
-  if (!data_.eval.empty() && !(summary.final_eval_loss = evaluate_unless_stopped(*this))) {
+  if (!data_.eval.empty()) summary.final_eval_loss = evaluate_unless_stopped(*this);
+  if (!data_.eval.empty() && !summary.final_eval_loss) {
     // The checkpoint of the last step is written: a resumed run only redoes this eval and the export.
     spdlog::warn("[train] stop requested during the final eval: checkpoint at step {} kept; exiting to be resumed",
                  step_);
