@@ -5,7 +5,7 @@ function(neftune_add_test)
   if(NOT TARGET ${T_NAME})
     add_executable(${T_NAME} ${T_SOURCES})
     target_link_libraries(${T_NAME} PRIVATE neftune_test_main ${T_LIBS})
-    neftune_pch(${T_NAME} test)
+    neftune_pch(${T_NAME} test PROGRAM)
     set_target_properties(${T_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   endif()
   if(T_RANKS)
@@ -21,8 +21,10 @@ function(neftune_add_test)
     set(T_TIMEOUT 300)
   endif()
   # A binary in which a test skipped for a missing reference fixture, and none failed, exits 77
-  # (tests/test_main.cpp) and counts as skipped.
+  # (tests/test_main.cpp) and counts as skipped. ctest runs two tests at once, so two mpirun jobs often
+  # share the cores: Open MPI's ranks then yield while they wait instead of spinning (a rank spinning on
+  # a core another job needs doubled the time of the multi-rank tests).
   set_tests_properties(${test_name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
     SKIP_RETURN_CODE 77
-    ENVIRONMENT "NEFTUNE_SHARED=${NEFTUNE_SHARED_DIR};NEFTUNE_BIN=$<TARGET_FILE:neftune>;OMP_NUM_THREADS=1")
+    ENVIRONMENT "NEFTUNE_SHARED=${NEFTUNE_SHARED_DIR};NEFTUNE_BIN=$<TARGET_FILE:neftune>;OMP_NUM_THREADS=1;OMPI_MCA_mpi_yield_when_idle=1")
 endfunction()

@@ -15,7 +15,9 @@ set(NEFTUNE_PCH_LIB_HEADERS
     <algorithm> <chrono> <filesystem> <fstream> <functional> <map> <memory> <optional> <sstream> <string>
     <vector>)
 
-# neftune_pch_donor(VARIANT HEADERS... LIBS...): the donor target neftune_pch_VARIANT.
+# neftune_pch_donor(VARIANT HEADERS... LIBS...): the donor targets of VARIANT (lib or test):
+# neftune_pch_VARIANT with HEADERS, and neftune_pch_VARIANT_strict with <ATen/ATen.h> alone (see
+# NEFTUNE_PCH_STRICT), both linking LIBS.
 function(neftune_pch_donor variant)
   cmake_parse_arguments(P "" "" "HEADERS;LIBS" ${ARGN})
   if(NOT NEFTUNE_PCH)
@@ -24,11 +26,24 @@ function(neftune_pch_donor variant)
   add_library(neftune_pch_${variant} OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch_donor.cpp)
   target_link_libraries(neftune_pch_${variant} PRIVATE ${P_LIBS})
   target_precompile_headers(neftune_pch_${variant} PRIVATE ${P_HEADERS})
+  if(NEFTUNE_PCH_STRICT)
+    add_library(neftune_pch_${variant}_strict OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch_donor.cpp)
+    target_link_libraries(neftune_pch_${variant}_strict PRIVATE ${P_LIBS})
+    target_precompile_headers(neftune_pch_${variant}_strict PRIVATE <ATen/ATen.h>)
+  endif()
 endfunction()
 
-# neftune_pch(TARGET VARIANT): TARGET compiles with the precompiled headers of neftune_pch_VARIANT.
+# neftune_pch(TARGET VARIANT [PROGRAM]): TARGET compiles with the precompiled headers of VARIANT. A
+# PROGRAM (a test or a benchmark) takes the strict ones under NEFTUNE_PCH_STRICT: LibTorch 2.x's ATen.h
+# includes less than 1.13's (at::NoGradGuard, for one, is no longer among it), and a file that relied on
+# it must fail the LibTorch 2.6 build in CI, not hide behind the other precompiled headers.
 function(neftune_pch target variant)
-  if(NEFTUNE_PCH)
+  if(NOT NEFTUNE_PCH)
+    return()
+  endif()
+  if(NEFTUNE_PCH_STRICT AND "${ARGN}" STREQUAL "PROGRAM")
+    target_precompile_headers(${target} REUSE_FROM neftune_pch_${variant}_strict)
+  else()
     target_precompile_headers(${target} REUSE_FROM neftune_pch_${variant})
   endif()
 endfunction()

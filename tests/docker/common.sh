@@ -91,4 +91,4 @@ build_image() {
 torch2_image=localhost/neftune:trixie-deps
 # shellcheck disable=SC2034
 torch2_cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DNEFTUNE_BUILD_TESTS=ON -DNEFTUNE_BUILD_BENCH=ON
-                   -DNEFTUNE_WERROR=ON -DNEFTUNE_WITH_NCCL=OFF -DNEFTUNE_TEST_TORCH2=OFF)
+                   -DNEFTUNE_WERROR=ON -DNEFTUNE_PCH_STRICT=ON -DNEFTUNE_WITH_NCCL=OFF -DNEFTUNE_TEST_TORCH2=OFF)

@@ -37,6 +37,10 @@ def load(path):
             obj = args[args.index("-o") + 1]
         if obj.endswith((".gch", ".pch")):
             continue
+        # The two trees differ in their own path (generated headers, the sentencepiece module's
+        # directory): compared as @BUILD@, it is not a difference between the flavours.
+        build = os.path.normpath(e["directory"])
+        args = [a.replace(build, "@BUILD@") for a in args]
         out[obj] = (os.path.normpath(os.path.join(e["directory"], e["file"])), args)
     return out
 
@@ -65,7 +69,7 @@ def main():
     macros = sorted({d.split("=", 1)[0] for d in cuda_defs - cpu_defs})
     cpu_dirs = set().union(*(flags(a, ["-I", "-isystem"]) for _, a in cpu.values())) if cpu else set()
     cuda_dirs = set().union(*(flags(a, ["-I", "-isystem"]) for _, a in cuda.values()))
-    extra_dirs = sorted(d for d in cuda_dirs - cpu_dirs if os.path.isdir(d))
+    extra_dirs = sorted(d for d in cuda_dirs - cpu_dirs if "@BUILD@" not in d and os.path.isdir(d))
     if not macros:
         sys.exit("cuda_flavour_units.py: the CUDA configuration defines no macro the CPU one lacks: not a CUDA "
                  "configuration?")

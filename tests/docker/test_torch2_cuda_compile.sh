@@ -43,9 +43,9 @@ run_in_image() {
 # CPU flavour exactly as torch2_debian13 builds it, only to compare against, and the CUDA flavour.
 phase_start "configure (CPU reference and CUDA flavour)"
 run_in_image bash -c '
-  cmake -S /opt/neftune -B /build/cpu-reference "$@" -DCMAKE_UNITY_BUILD=OFF >/build/cpu-reference.log 2>&1 ||
+  cmake -S /opt/neftune -B /build/cpu-reference "$@" -DNEFTUNE_UNITY_BUILD=OFF >/build/cpu-reference.log 2>&1 ||
     { tail -n 40 /build/cpu-reference.log; exit 1; }
-  cmake -S /opt/neftune -B /build/cuda "$@" -DCMAKE_UNITY_BUILD=OFF -DCUDAToolkit_ROOT=/usr/local/cuda \
+  cmake -S /opt/neftune -B /build/cuda "$@" -DNEFTUNE_UNITY_BUILD=OFF -DCUDAToolkit_ROOT=/usr/local/cuda \
     -DNEFTUNE_CUDA_COMPILE_CHECK=ON -DNEFTUNE_WITH_NCCL=ON >/build/cuda-configure.log 2>&1 ||
     { tail -n 40 /build/cuda-configure.log; exit 1; }
   grep -E "neftune: " /build/cuda-configure.log' cmake "${torch2_cmake_args[@]}" ||

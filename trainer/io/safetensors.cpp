@@ -149,7 +149,8 @@ void SafetensorsFile::read_range_into(const std::string& name, int64_t begin, in
   while (left > 0) {
     const ssize_t n = ::pread(fd_, out, left, offset);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) bad_file(path_, "read of tensor '" + name + "' failed: " + (n < 0 ? sys_error() : "unexpected end of file"));
+    if (n <= 0)
+      bad_file(path_, "read of tensor '" + name + "' failed: " + (n < 0 ? sys_error() : "unexpected end of file"));
     out += n;
     offset += n;
     left -= static_cast<size_t>(n);

@@ -30,11 +30,13 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
   if (size < 8) bad_file(path, "truncated: " + std::to_string(size) + " bytes is too short for a safetensors file");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
-  if (header_len > kMaxHeader)
-    bad_file(path, "header length " + std::to_string(header_len) + " is absurd (limit 100 MB): not a safetensors file?");
+  if (header_len > kMaxHeader) {
+    bad_file(path,
+             "header length " + std::to_string(header_len) + " is absurd (limit 100 MB): not a safetensors file?");
+  }
   if (header_len > size - 8) {
     bad_file(path, "truncated: header length " + std::to_string(header_len) + " runs past the end of the file (" +
-                  std::to_string(size) + " bytes)");
+                       std::to_string(size) + " bytes)");
   }
   json header;
   try {
@@ -58,7 +60,8 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
     }
     const std::string where = "tensor '" + name + "'";
     if (!value.is_object()) bad_file(path, where + ": entry is not an object");
-    if (!value.contains("dtype") || !value["dtype"].is_string()) bad_file(path, where + ": missing or non-string dtype");
+    if (!value.contains("dtype") || !value["dtype"].is_string())
+      bad_file(path, where + ": missing or non-string dtype");
     if (!value.contains("shape") || !value["shape"].is_array()) bad_file(path, where + ": missing or non-array shape");
     if (!value.contains("data_offsets") || !value["data_offsets"].is_array() || value["data_offsets"].size() != 2)
       bad_file(path, where + ": data_offsets must be [begin, end]");
@@ -84,11 +87,11 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
     if (e.end < e.begin) bad_file(path, where + ": data_offsets end < begin");
     if (e.end - e.begin != nbytes) {
       bad_file(path, where + ": data_offsets span " + std::to_string(e.end - e.begin) + " bytes but " + e.dtype +
-                    " with this shape needs " + std::to_string(nbytes));
+                         " with this shape needs " + std::to_string(nbytes));
     }
     if (e.end > data_size) {
       bad_file(path, where + ": data ends at byte " + std::to_string(e.end) + " but the file has only " +
-                    std::to_string(data_size) + " data bytes (truncated?)");
+                         std::to_string(data_size) + " data bytes (truncated?)");
     }
     out.tensors.push_back(std::move(e));
   }
@@ -100,14 +103,14 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
     if (e.begin < expected)
       bad_file(path, "tensor '" + e.name + "' overlaps the tensor before it (offset " + std::to_string(e.begin) + ")");
     if (e.begin > expected) {
-      bad_file(path, "hole in the data section before tensor '" + e.name + "' (bytes " + std::to_string(expected) + ".." +
-                    std::to_string(e.begin) + " are unused)");
+      bad_file(path, "hole in the data section before tensor '" + e.name + "' (bytes " + std::to_string(expected) +
+                         ".." + std::to_string(e.begin) + " are unused)");
     }
     expected = e.end;
   }
   if (expected != data_size) {
     bad_file(path, "data section has " + std::to_string(data_size) + " bytes but the tensors cover " +
-                  std::to_string(expected) + " (trailing garbage or truncated)");
+                       std::to_string(expected) + " (trailing garbage or truncated)");
   }
   return out;
 }
