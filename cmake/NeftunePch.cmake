@@ -37,13 +37,16 @@ endfunction()
 # neftune_pch(TARGET VARIANT [PROGRAM]): TARGET compiles with the precompiled headers of VARIANT. A
 # PROGRAM (a test or a benchmark) takes the strict ones under NEFTUNE_PCH_STRICT: LibTorch 2.x's ATen.h
 # includes less than 1.13's (at::NoGradGuard, for one, is no longer among it), and a file that relied on
-# it must fail the LibTorch 2.6 build in CI, not hide behind the other precompiled headers.
+# it must fail the LibTorch 2.6 build in CI, not hide behind the other precompiled headers or the other
+# files of a unity batch.
 function(neftune_pch target variant)
   if(NOT NEFTUNE_PCH)
     return()
   endif()
   if(NEFTUNE_PCH_STRICT AND "${ARGN}" STREQUAL "PROGRAM")
     target_precompile_headers(${target} REUSE_FROM neftune_pch_${variant}_strict)
+    # One unit per file too: in a unity batch a file sees the includes of the files before it.
+    set_target_properties(${target} PROPERTIES UNITY_BUILD OFF)
   else()
     target_precompile_headers(${target} REUSE_FROM neftune_pch_${variant})
   endif()

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The translation units whose compiler input differs between the CPU and the CUDA flavour.
 
-usage: cuda_flavour_units.py SOURCE_ROOT CPU_COMPILE_COMMANDS CUDA_COMPILE_COMMANDS
+usage: cuda_flavour_units.py SOURCE_ROOT CPU_COMPILE_COMMANDS CUDA_COMPILE_COMMANDS [--must FILE]...
 
 Prints, one per line, the object files (relative to the CUDA build directory) that the CUDA compile
-check must build, then a summary line on stderr. A translation unit of the CUDA configuration is
-selected when
+check must build, then a summary line on stderr; exits 1 when a FILE given with --must (a path under
+SOURCE_ROOT) is not among the selected units (a unity batch counts the files it includes). A translation
+unit of the CUDA configuration is selected when
   - the CPU configuration has no object of the same path (a unit only the CUDA flavour builds, such as
     tests/test_nccl_gpu.cpp), or
   - a project file it includes, directly or through other project files, names a macro that only the
@@ -57,12 +58,20 @@ def flags(args, prefix):
 
 
 def main():
-    if len(sys.argv) != 4:
+    args, must = [], []
+    argv = sys.argv[1:]
+    while argv:
+        a = argv.pop(0)
+        if a == "--must" and argv:
+            must.append(argv.pop(0))
+        else:
+            args.append(a)
+    if len(args) != 3:
         sys.exit(__doc__.strip().splitlines()[2])
-    root = os.path.realpath(sys.argv[1])
-    cpu, cuda = load(sys.argv[2]), load(sys.argv[3])
+    root = os.path.realpath(args[0])
+    cpu, cuda = load(args[1]), load(args[2])
     if not cuda:
-        sys.exit("cuda_flavour_units.py: no translation units in " + sys.argv[3])
+        sys.exit("cuda_flavour_units.py: no translation units in " + args[2])
 
     cpu_defs = set().union(*(flags(a, ["-D"]) for _, a in cpu.values())) if cpu else set()
     cuda_defs = set().union(*(flags(a, ["-D"]) for _, a in cuda.values()))
@@ -112,15 +121,21 @@ def main():
             todo.extend(deps)
         return False
 
-    selected = []
+    selected, members = [], set()
     for obj, (src, _) in sorted(cuda.items()):
         if obj not in cpu or differs(src):
             selected.append(obj)
+            # The unit's own file, and for a unity batch the project files it includes.
+            members.add(os.path.relpath(src, root))
+            members.update(os.path.relpath(d, root) for d in info(src)[1] if d.endswith((".cpp", ".cc", ".cxx")))
     for obj in selected:
         print(obj)
     print(f"{len(selected)} of {len(cuda)} translation units differ between the CPU and CUDA flavours "
           f"(macros {', '.join(macros)}; CUDA-only include directories {', '.join(extra_dirs) or 'none'})",
           file=sys.stderr)
+    missing = [m for m in must if os.path.normpath(m) not in members]
+    if missing:
+        sys.exit("cuda_flavour_units.py: not among the selected units: " + ", ".join(missing))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,30 @@ class CudaFlavourUnits(unittest.TestCase):
         self.assertIn("C10_CUDA_NO_CMAKE_CONFIGURE_FILE, NEFTUNE_TORCH_CUDA", r.stderr)
         self.assertNotIn("MODULE_DIR", r.stderr)  # the build directory's path is no difference
 
+    def test_a_unity_batch_is_picked_for_any_of_its_files_and_counts_them_all(self):
+        # A unity batch (CMake's Unity/unity_0_cxx.cxx in the build tree) including a.cpp and b.cpp by
+        # absolute path: picked for a.cpp's macro; b.cpp is then compiled too (--must accepts it).
+        units = []
+        for build in (self.cpu_build, self.cuda_build):
+            write(f"{build}/Unity/unity_0_cxx.cxx",
+                  f'#include "{self.root}/a.cpp"\n#include "{self.root}/b.cpp"\n')
+            units.append(json.dumps([{"directory": build, "file": f"{build}/Unity/unity_0_cxx.cxx",
+                                      "output": "CMakeFiles/t.dir/Unity/unity_0_cxx.cxx.o",
+                                      "arguments": ["c++", f"-I{self.root}"] +
+                                                   (["-DNEFTUNE_TORCH_CUDA=1"] if build == self.cuda_build else []) +
+                                                   ["-c", f"{build}/Unity/unity_0_cxx.cxx"]}]))
+        cpu, cuda = os.path.join(self.cpu_build, "u.json"), os.path.join(self.cuda_build, "u.json")
+        write(cpu, units[0])
+        write(cuda, units[1])
+        r = subprocess.run([sys.executable, SCRIPT, self.root, cpu, cuda, "--must", "b.cpp"], capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.split(), ["CMakeFiles/t.dir/Unity/unity_0_cxx.cxx.o"])
+        r = subprocess.run([sys.executable, SCRIPT, self.root, cpu, cuda, "--must", "e.cpp"], capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not among the selected units: e.cpp", r.stderr)
+
     def test_a_configuration_without_cuda_macros_is_refused(self):
         r = self.run_script([])
         self.assertNotEqual(r.returncode, 0)
