@@ -35,6 +35,13 @@ int64_t JobSpec::combination_count() const {
 
 JobSpec parse_job(const std::string& yaml_text, const std::string& source, int64_t max_combinations) {
   const YAML::Node root = detail::load_yaml(yaml_text, source);
+  // An empty body, `{}` or a file cut to nothing (a full disk) is not a request for the defaults.
+  if (!root.IsDefined() || root.IsNull() || (root.IsMap() && root.size() == 0)) {
+    throw ConfigError(
+        source +
+        ": the job is empty (no keys): write the training config in it, as for "
+        "`neftune train` (`neftune train CONFIG --print-config` prints one with every default filled in)");
+  }
   JobSpec job;
   YAML::Node rest(YAML::NodeType::Map);
   for (const auto& kv : root) {

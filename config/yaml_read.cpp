@@ -5,12 +5,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <set>
 
-#include "config/size_limit.h"
 #include "config/yaml_tree.h"
+#include "trainer/io/file_read.h"
 
 namespace neftune::config {
 namespace {
@@ -185,21 +183,7 @@ TrainConfig parse_config(const std::string& yaml_text, const std::string& source
 }
 
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot open config file (check the path)");
-  // At most one byte over the limit is read, so a huge file (or an endless device) costs nothing.
-  std::string text(kMaxConfigBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) throw ConfigError(path + ": cannot read config file");
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > kMaxConfigBytes) {
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(path, ec);
-    throw ConfigError(path + ": config file is " + (ec ? "larger than" : format_size(size) + ", over") +
-                      " the limit of " + format_size(kMaxConfigBytes) +
-                      " (a config is a few KB: check that this is the config file)");
-  }
-  return parse_config(text, path, overrides);
+  return parse_config(io::read_input_as<ConfigError>(path, io::Input::config, "config file"), path, overrides);
 }
 
 }  // namespace neftune::config

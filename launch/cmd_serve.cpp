@@ -2,11 +2,13 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <sstream>
 
 #include "config/errors.h"
 #include "config/size_limit.h"
 #include "launch/commands.h"
 #include "launch/serve/daemon.h"
+#include "trainer/io/file_read.h"
 
 namespace neftune::launch {
 
@@ -64,9 +66,9 @@ Action add_serve_command(CLI::App& app, dist::World& world) {
     dist::agree(*world.host, [&] {
       parse_listen(o->listen, opts.http);
       if (!o->token_file.empty()) {
-        std::ifstream in(o->token_file);
+        std::istringstream in(io::read_input(o->token_file, io::Input::json, "bearer token file (--token-file)"));
         std::string token;
-        if (!in || !(in >> token) || token.empty())
+        if (!(in >> token) || token.empty())
           throw UserError(o->token_file + ": cannot read a bearer token (--token-file)");
         opts.http.token = token;
       }

@@ -12,6 +12,7 @@
 #include "trainer/data/chat_encode.h"
 #include "trainer/data/chat_template_load.h"
 #include "trainer/data/conversations.h"
+#include "trainer/io/file_read.h"
 #include "trainer/io/json_error.h"
 #include "trainer/tokenizer/tokenizer.h"
 
@@ -24,13 +25,10 @@ std::string quoted(const std::string& s) {
 
 // {"messages": [...]} (or ShareGPT "conversations"), with an optional "add_generation_prompt".
 data::Conversation read_conversation(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path + ": cannot open the conversation file");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::string text = io::read_input(path, io::Input::data, "conversation file");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(ss.str());
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw UserError(path + ": not valid JSON: " + io::json_error(e));
   }

@@ -318,6 +318,9 @@ TEST(Conversations, MalformedOnesNameFileRecordAndTurn) {
        "turn 2: a system turn must come first"},
       {R"([{"role": "user", "content": "a"}, {"role": "assistant", "content": null, "tool_calls": [{}]}])",
        "turn 2: tool calls are not supported"},
+      // HF's qwen3 template renders it, the others drop it: refused rather than trained as an empty <think>.
+      {R"([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "reasoning_content": "r"}])",
+       "turn 2: field 'reasoning_content' is not supported: put the reasoning into the content as <think>"},
       {R"([{"role": "user", "content": [{"type": "text", "text": "a"}]}])", "turn 1: field 'content' is not a string"},
       {R"([])", "field 'messages' has no turns"},
   };

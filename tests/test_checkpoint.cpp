@@ -152,8 +152,9 @@ TEST(Checkpoint, RefusesADifferentModelOrRunAndTouchesNothing) {
   }
   const std::string ckpt = d / "r/checkpoints/step-00000002";
   const std::string before = test::read_file(ckpt + "/rank-00000-of-00001.safetensors");
-  EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / "r", {"model.init.hidden_dim=64"}), dist::world()); }),
-              HasSubstr("meta.json: written for a different model (intermediate_size 48 vs 64)"));
+  EXPECT_THAT(
+      agreed_error([&] { Trainer t(cfg_for(d / "r", {"model.init.hidden_dim=64"}), dist::world()); }),
+      HasSubstr("meta.json: written for a different model (checkpoint vs this run: intermediate_size 48 vs 64)"));
   EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / "r", {"train.lr=1e-3"}), dist::world()); }),
               HasSubstr("was written by a different run (train.lr: 0.002 -> 0.001)"));
   EXPECT_THAT(agreed_error([&] { Trainer t(cfg_for(d / "r", {"train.accumulation_steps=1"}), dist::world()); }),
@@ -219,6 +220,10 @@ TEST(Checkpoint, AFreshRunNeverPrunesOrMixesWithAnotherRunsCheckpoints) {
 
   // A checkpoint of another run dropped among a resumed run's own is refused too (never pruned).
   fs::copy(aside[0] + "/step-00000004", ckpts + "/step-00000001", fs::copy_options::recursive);
+  auto meta = test::read_json(ckpts + "/step-00000001/meta.json");  // its step as its name says (no checksum)
+  meta["step"] = 1;
+  meta.erase("checksum");
+  test::write_file(ckpts + "/step-00000001/meta.json", meta.dump(2));
   EXPECT_THAT(agreed_error([&] {
                 Trainer t(with({"train.max_steps=6", "train.seed=7"}), dist::world());
               }),
@@ -304,6 +309,89 @@ TEST(Checkpoint, ExportGathersShardsIntoHfFormat) {
   // bf16 storage: logits move by bf16 rounding of the weights only.
   EXPECT_LT((ms.forward(ids) - m.forward(ids)).abs().max().item<double>(), 0.05);
   EXPECT_THROW(export_checkpoint(ckpt, d / "hf", o), UserError);  // never over an existing export
+  // An output directory that cannot be made was a filesystem_error (exit 1).
+  try {
+    export_checkpoint(ckpt, "/proc/neftune-export", o);
+    ADD_FAILURE() << "exported into /proc";
+  } catch (const UserError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("/proc/neftune-export: cannot create the output directory"));
+  }
+}
+
+// A hostile-input probe found resume trusting meta.json: "step": 3 -> 4 skipped a step, a sampler position
+// of 1e18 was an exit 1 without falling back, and a data file replaced by other records resumed silently.
+// meta.json now carries its own checksum (an edited one is a damaged checkpoint: auto falls back), its
+// step must match its directory, and it records the training data's size and CRC-32C.
+TEST(Checkpoint, MetaJsonIsChecksummedAndChangedDataIsRefusedByName) {
+  TempDir d;
+  auto records = [](int n, const std::string& word) {
+    nlohmann::json a = nlohmann::json::array();
+    for (int i = 0; i < n; ++i)
+      a.push_back({{"instruction", "Say " + word + " " + std::to_string(i)}, {"output", word + std::to_string(i)}});
+    return a.dump();
+  };
+  test::write_file(d / "train.json", records(20, "yes"));
+  const std::vector<std::string> data = {"data.train=" + (d / "train.json"), "checkpoint.every_steps=2",
+                                         "train.max_steps=4"};
+  { Trainer(cfg_for(d / "r", data), dist::world()).train(); }
+  const std::string newest = d / "r/checkpoints/step-00000004", meta_path = newest + "/meta.json";
+  const std::string meta_text = test::read_file(meta_path);
+  auto meta = nlohmann::json::parse(meta_text);
+  EXPECT_EQ(meta["train_data"]["bytes"], records(20, "yes").size());
+  const std::string text = records(20, "yes");
+  EXPECT_EQ(meta["train_data"]["checksum"], io::crc32c_text(io::crc32c_extend_portable(0, text.data(), text.size())));
+  // The checksum is the CRC-32C of the compact dump without it, computed here with the table code.
+  nlohmann::json without = meta;
+  without.erase("checksum");
+  const std::string dump = without.dump();
+  EXPECT_EQ(meta["checksum"], io::crc32c_text(io::crc32c_extend_portable(0, dump.data(), dump.size())));
+
+  auto resumed_step = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> sets = data;
+    sets.insert(sets.end(), extra.begin(), extra.end());
+    Trainer t(cfg_for(d / "r", sets), dist::world());
+    return t.train_step().step;
+  };
+  // An edited step: a damaged checkpoint, named when explicit, skipped by auto.
+  meta["step"] = 5;
+  test::write_file(meta_path, meta.dump(2));
+  EXPECT_THAT(agreed_error([&] { resumed_step({"checkpoint.resume=" + newest}); }),
+              HasSubstr("meta.json: its content does not match its checksum (edited or damaged)"));
+  EXPECT_EQ(resumed_step({}), 3);
+  // Without a checksum (as written before there was one), the step must still match the directory and the
+  // sampler state be a place in the data.
+  meta.erase("checksum");
+  test::write_file(meta_path, meta.dump(2));
+  EXPECT_THAT(agreed_error([&] { resumed_step({"checkpoint.resume=" + newest}); }),
+              HasSubstr("meta.json: says step 5 in a directory named step-00000004"));
+  meta["step"] = 4;
+  meta["sampler"]["epoch"] = -7;
+  test::write_file(meta_path, meta.dump(2));
+  EXPECT_THAT(agreed_error([&] { resumed_step({"checkpoint.resume=" + newest}); }),
+              HasSubstr("meta.json: sampler epoch -7, position"));
+  test::write_file(meta_path, meta_text);
+  EXPECT_EQ(resumed_step({}), 5);
+
+  // Other data under the same name is refused by name, with the way out.
+  test::write_file(d / "train.json", records(100, "no"));
+  EXPECT_THAT(agreed_error([&] { resumed_step({}); }),
+              HasSubstr(d / "train.json" + ": the training data changed since " + newest + " was written"));
+  // A checkpoint without the data's record, on a file cut to 5 records: its position is past the end.
+  meta = nlohmann::json::parse(meta_text);
+  meta.erase("checksum");
+  meta.erase("train_data");
+  test::write_file(meta_path, meta.dump(2));
+  test::write_file(d / "train.json", records(5, "yes"));
+  EXPECT_THAT(agreed_error([&] { resumed_step({}); }),
+              HasSubstr("is past the 5 training examples: the data changed since it was written"));
+
+  // Every checkpoint damaged: auto has nothing to resume, and the advice is not "set resume: auto".
+  for (const char* step : {"step-00000002", "step-00000004"})
+    test::write_file(d / ("r/checkpoints/" + std::string(step) + "/meta.json"), "{");
+  test::write_file(d / "train.json", records(20, "yes"));
+  const std::string none = agreed_error([&] { resumed_step({}); });
+  EXPECT_THAT(none, HasSubstr("holds checkpoints (step-00000002, step-00000004) but none could be resumed from"));
+  EXPECT_THAT(none, ::testing::Not(HasSubstr("checkpoint.resume=auto")));
 }
 
 // RLIMIT_FSIZE lowered to `bytes` (with SIGXFSZ ignored, a write past it fails with EFBIG as a write to a

@@ -2,15 +2,18 @@
 // clear error line, a non-zero exit code, and nothing already written lost.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <sched.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "config/config.h"
 #include "tests/test_util.h"
+#include "trainer/infer/generate.h"
 #include "trainer/io/safetensors.h"
 #include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/llama.h"
@@ -44,8 +47,10 @@ std::string train(const std::string& config, const std::string& extra = "") {
 // An HF-format byte-tokenizer model (d=16, one layer) built to be predictable: every embedding is all
 // ones, the layer's projections are zero (it passes x through), so the final hidden state is all ones
 // and the LM head row `favourite` is the only non-zero logit: greedy decoding emits that byte forever.
-// `max_positions` is what its config.json claims.
-void write_predictable_model(const std::string& dir, int favourite, int64_t max_positions) {
+// `max_positions` is what its config.json claims; `vocab` (when > 0) is a vocabulary smaller than the byte
+// tokenizer's, and `poison` puts a NaN into the embeddings.
+void write_predictable_model(const std::string& dir, int favourite, int64_t max_positions, int64_t vocab = 0,
+                             bool poison = false) {
   config::ModelInit init;
   init.dim = 16;
   init.n_layers = 1;
@@ -55,10 +60,12 @@ void write_predictable_model(const std::string& dir, int favourite, int64_t max_
   init.max_seq_len = max_positions;
   init.tie_embeddings = false;
   const tok::ByteTokenizer bytes;
-  const auto c = model::LlamaConfig::from_init(init, bytes.vocab_size(), bytes.bos_id(), bytes.eos_id());
+  const auto c =
+      model::LlamaConfig::from_init(init, vocab > 0 ? vocab : bytes.vocab_size(), bytes.bos_id(), bytes.eos_id());
   std::map<std::string, at::Tensor> w;
   for (const auto& p : model::all_params(c)) w[p.name] = p.shape.size() == 1 ? at::ones(p.shape) : at::zeros(p.shape);
   w[model::kEmbedName].fill_(1.0);
+  if (poison) w[model::kEmbedName][3][5].fill_(std::nan(""));
   w[model::kLmHeadName][favourite].fill_(1.0);
   model::write_hf_model(dir, c, [&](const std::string& name) { return w.at(name); }, {});
   bytes.save(dir);
@@ -100,6 +107,7 @@ TEST(Cli, BadInputGivesAClearErrorAndExitCode2) {
   TempDir d;
   write_file(d / "bad.json", R"([{"instruction":"a","output":"b"},{"instruction":"c"}])");
   write_file(d / "empty.json", "[]");
+  ASSERT_EQ(mkfifo((d / "pipe.json").c_str(), 0600), 0);
   const std::vector<BadCase> cases = {
       {"missing config", "", "", "cannot open config file"},
       {"broken yaml", "train: {lr: [1,\n", "", "invalid YAML"},
@@ -120,6 +128,12 @@ TEST(Cli, BadInputGivesAClearErrorAndExitCode2) {
       {"huge micro-batch", "train: {micro_batch_size: 1e9}\n", "", "train.micro_batch_size: must be <= 1048576"},
       {"data.train is a directory", "data: {train: " + d.path() + "}\n", "",
        "config: data.train: " + d.path() + " is a directory"},
+      // A FIFO blocked the open for good (SIGTERM ignored); /dev/zero was read without end.
+      {"tokenizer.path is a FIFO", "tokenizer: {kind: hf, path: " + (d / "pipe.json") + "}\n", "",
+       "pipe.json: a FIFO (named pipe), not a regular file"},
+      {"data.train is a FIFO", "data: {train: " + (d / "pipe.json") + "}\n", "",
+       "pipe.json: a FIFO (named pipe), not a regular file"},
+      {"data.train is a device", "data: {train: /dev/zero}\n", "", "/dev/zero: a device, not a regular file"},
   };
   for (const auto& c : cases) {
     const std::string cfg = d / "case.yaml";
@@ -128,10 +142,13 @@ TEST(Cli, BadInputGivesAClearErrorAndExitCode2) {
     } else {
       write_file(cfg, "output_dir: " + (d / "out") + "\n" + c.yaml);
     }
-    const auto r = run_command(train(cfg, c.extra + kTinySets));
+    const auto r = run_command("timeout 60 " + train(cfg, c.extra + kTinySets));
     EXPECT_EQ(r.exit_code, 2) << c.name << "\n" << r.output;
     EXPECT_THAT(r.output, HasSubstr(c.expect)) << c.name;
   }
+  const auto fifo_config = run_command("timeout 60 " + train(d / "pipe.json"));
+  EXPECT_EQ(fifo_config.exit_code, 2) << fifo_config.output;
+  EXPECT_THAT(fifo_config.output, HasSubstr("pipe.json: a FIFO (named pipe), not a regular file: the config file"));
 }
 
 TEST(Cli, BrokenCheckpointsAreNamedAndAnExistingFinalSurvives) {
@@ -238,6 +255,46 @@ TEST(Cli, GenerationOptionsOutsideTheirRangeExitWith2) {
       EXPECT_THAT(r.output, ::testing::Not(HasSubstr("Exception raised from"))) << args;  // no LibTorch backtrace
     }
   }
+}
+
+// Found by a hostile-input probe: each was exit 1 with a library's message (std::invalid_argument,
+// "index out of range in self", inf/nan probabilities), or a NaN weight trained until the loss was
+// blamed on the learning rate.
+TEST(Cli, GenerationInputsThatCrashedAreUserErrorsOrWork) {
+  TempDir d;
+  write_predictable_model(d / "m", 'x', 64);
+  const std::string gen = test::neftune_bin() + " generate --model " + (d / "m");
+  // No tokens at all (`--raw ""` with a tokenizer that has no BOS); this one has a BOS, so in process.
+  const auto model = model::LlamaModel::load(d / "m", at::kFloat);
+  EXPECT_THAT(test::error_of([&] { run::generate(model, {}, run::GenerateOptions{}, 0); }),
+              HasSubstr("generate: the prompt has no tokens (with --raw nothing is added to it"));
+  EXPECT_THROW(run::generate(model, {}, run::GenerateOptions{}, 0), UserError);
+  auto r = run_command(gen + " --raw --prompt " + std::string(100, 'a'));  // BOS + 100 bytes
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("the prompt is 101 tokens, which leaves no room under the model's "
+                                  "max_position_embeddings 64"));
+  // Only 'x' has a non-zero logit (16 against 0): a tiny temperature or top-p leaves it alone.
+  for (const char* opts : {"--temperature 1e-40", "--temperature 1 --top-p 1e-50"}) {
+    r = run_command(gen + " --raw --prompt hi --max-new-tokens 3 --json " + opts + " 2>/dev/null");
+    ASSERT_EQ(r.exit_code, 0) << opts << "\n" << r.output;
+    EXPECT_EQ(nlohmann::json::parse(r.output)["text"].get<std::string>(), "xxx") << opts;
+  }
+  // A model whose vocabulary is smaller than its tokenizer's (258 rows for 259 ids: the padding id has none).
+  write_predictable_model(d / "small", 'x', 64, 258);
+  for (const char* cmd : {"generate --prompt hi", "eval --max-samples 2"}) {
+    r = run_command(test::neftune_bin() + " " + cmd + " --model " + (d / "small"));
+    EXPECT_EQ(r.exit_code, 2) << cmd << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr("small: the tokenizer has 259 ids but config.json's vocab_size is 258")) << cmd;
+  }
+  // A NaN in the weights: named with its tensor, for generate and for training from the model.
+  write_predictable_model(d / "nan", 'x', 64, 0, true);
+  r = run_command(gen.substr(0, gen.find(" --model")) + " --model " + (d / "nan") + " --prompt hi");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("nan: tensor 'model.embed_tokens.weight' holds 1 NaN or infinite value(s)"));
+  write_file(d / "t.yaml", std::string(kTiny) + "output_dir: " + (d / "out") + "\n");
+  r = run_command(train(d / "t.yaml", "--set model.path=" + (d / "nan") + " --set data.max_seq_len=64"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("holds 1 NaN or infinite value(s)"));
 }
 
 // A byte tokenizer stops wherever max_new_tokens says, also inside a character: JSON needs UTF-8, so

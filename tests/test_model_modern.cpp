@@ -549,7 +549,7 @@ TEST(ModernCheckpoint, ResumeIsBitExact) {
     test::write_file(other + "/config.json", cfg.dump());
     EXPECT_THAT(
         test::error_of([&] { run::Trainer t(test::small_train_config(d / "b", fixture_run(other)), dist::world()); }),
-        HasSubstr("written for a different model (rope_theta 1000000.0 vs 20000.0)"));
+        HasSubstr("written for a different model (checkpoint vs this run: rope_theta 1000000.0 vs 20000.0)"));
   }
 }
 

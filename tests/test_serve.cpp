@@ -5,10 +5,13 @@
 // on its spool, bad --listen/--spool, jobs writing outside their directory, links and FIFOs in
 // incoming/, oversized sweeps, queues and files, unknown routes and methods; and SIGTERM during a
 // long final eval.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,7 +88,10 @@ void wait_for_exit(pid_t pid) {
 // A daemon under mpirun in its own process group.
 class Daemon {
  public:
-  Daemon(const std::string& spool, const std::vector<std::string>& extra = {}, int ranks = 2) : spool_(spool) {
+  // `ranks` 0: one process without mpirun; `shell` runs first in the same shell (a ulimit).
+  Daemon(const std::string& spool, const std::vector<std::string>& extra = {}, int ranks = 2,
+         const std::string& shell = "")
+      : spool_(spool) {
     fs::remove(fs::path(spool) / "daemon.json");
     pid_ = fork();
     if (pid_ == 0) {
@@ -94,7 +100,8 @@ class Daemon {
       FILE* f = freopen(log.c_str(), "a", stdout);
       (void)f;
       dup2(fileno(stdout), 2);
-      std::string cmd = "exec " + test::mpirun(ranks) + test::neftune_bin() + " serve --spool " + spool +
+      std::string cmd = shell + "exec " + (ranks > 0 ? test::mpirun(ranks) : std::string()) + test::neftune_bin() +
+                        " serve --spool " + spool +
                         " --listen 127.0.0.1:0 --poll-ms 100";  // exec: this process becomes mpirun
       for (const auto& a : extra) cmd += " " + a;
       execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
@@ -639,15 +646,132 @@ TEST(Serve, OversizedJobFilesAreRefusedUnread) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413);
   EXPECT_THAT(json::parse(r->body).value("error", ""), HasSubstr("request body over 1048576 bytes (--max-body-bytes)"));
-  // A form (curl --data-binary's default) is capped lower by cpp-httplib: the error says what to send.
-  r = c.Post("/v1/jobs", std::string(10000, '#'), "application/x-www-form-urlencoded");
+  // A form (curl --data-binary's default) is read as the YAML it is.
+  r = c.Post("/v1/jobs?name=form", job(2), "application/x-www-form-urlencoded");
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 413);
-  EXPECT_THAT(json::parse(r->body).value("error", ""), HasSubstr("send the job file as YAML"));
+  EXPECT_EQ(r->status, 201) << r->body;
 
   const auto refused = serve_refused("--spool " + (d / "s2") + " --listen 127.0.0.1:0 --max-body-bytes 1048577");
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_THAT(refused.output, HasSubstr("--max-body-bytes"));
+}
+
+// The response's status line to raw request bytes ("" when none came back).
+std::string raw_status(int port, const std::string& request) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) reply.assign(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return reply.substr(0, reply.find("\r\n"));
+}
+
+// Found by a hostile-input probe: a chunked body was buffered whole past --max-body-bytes (200 MiB held,
+// then 400); a second daemon bound the same port (SO_REUSEPORT) and took half the requests; bodies with
+// invalid UTF-8 were 500; two Content-Length headers were accepted; an empty body queued the defaults.
+TEST(Serve, BodiesAreBoundedWhileReadAndThePortIsOurs) {
+  TempDir d;
+  const std::string spool = d / "spool";
+  Daemon daemon(spool, {"--no-default-job", "--max-body-bytes", "65536"}, 1);
+  ASSERT_GT(daemon.port(), 0) << test::read_file(spool + ".log");
+  auto c = daemon.client();
+  const int pid = test::read_json(spool + "/daemon.json")["pid"];
+
+  // Chunked: 40 KB then 40 KB, over the limit at the second chunk.
+  auto chunks = [](size_t chunk, size_t count) {
+    return [chunk, count, sent = size_t{0}](size_t, httplib::DataSink& sink) mutable {
+      if (sent++ < count) {
+        const std::string piece(chunk, '#');
+        return sink.write(piece.data(), piece.size());
+      }
+      sink.done();
+      return true;
+    };
+  };
+  auto r = c.Post("/v1/jobs", chunks(40000, 2), "application/yaml");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_THAT(json::parse(r->body).value("error", ""), HasSubstr("request body over 65536 bytes (--max-body-bytes)"));
+  // 200 x 1 MiB: the daemon stops reading at the limit (the client sees the connection close: a write to
+  // it must fail with EPIPE rather than kill this process).
+  signal(SIGPIPE, SIG_IGN);
+  const double rss_before = peak_rss_mib(pid);
+  auto big = daemon.client();
+  big.Post("/v1/jobs", chunks(1 << 20, 200), "application/yaml");
+  EXPECT_LT(peak_rss_mib(pid) - rss_before, 32) << "the daemon's peak RSS grew from " << rss_before << " MiB";
+
+  for (const std::string& body : {std::string(""), std::string("{}\n"), std::string("# only a comment\n")}) {
+    r = c.Post("/v1/jobs", body, "application/yaml");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << body;
+    EXPECT_THAT(json::parse(r->body).value("error", ""), HasSubstr("the job is empty (no keys)")) << body;
+  }
+  for (const std::string& body : {std::string("train: {seed: \"\xff\xfe\"}\n"), std::string("\xff\x9c\x01[{\xfe")}) {
+    r = c.Post("/v1/jobs", body, "application/yaml");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << r->body;
+  }
+  EXPECT_THAT(raw_status(daemon.port(),
+                         "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                         "Content-Length: 3\r\n\r\na: "),
+              HasSubstr("400"));
+  EXPECT_TRUE(get_json(c, "/v1/jobs")["jobs"].empty());
+
+  // A job naming a FIFO stayed running for good (cancel, SIGTERM and the queue behind it stuck): it fails.
+  ASSERT_EQ(mkfifo((d / "pipe.json").c_str(), 0600), 0);
+  r = c.Post("/v1/jobs?name=fifo", job(2, "tokenizer: {kind: hf, path: " + (d / "pipe.json") + "}\n"),
+             "application/yaml");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  r = c.Post("/v1/jobs?name=after", job(2), "application/yaml");
+  ASSERT_EQ(r->status, 201) << r->body;
+  EXPECT_THAT(wait_for_job(c, "fifo", "failed").value("error", ""),
+              HasSubstr("pipe.json: a FIFO (named pipe), not a regular file"));
+  wait_for_job(c, "after", "done");
+
+  const auto second =
+      serve_refused("--spool " + (d / "s2") + " --listen 127.0.0.1:" + std::to_string(daemon.port()), 1);
+  EXPECT_EQ(second.exit_code, 2) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("127.0.0.1:" + std::to_string(daemon.port()) +
+                                       " is in use by another neftune daemon (pid " + std::to_string(pid) + ")"));
+}
+
+// A full disk (here a file size limit of 64 KiB: a write past it fails with EFBIG as one to a full disk
+// fails with ENOSPC) and a job file in incoming/ took the daemon down (exit 1 writing a status file) and
+// left queue/.N-*.tmp behind. Now the file waits in incoming/, the reason is logged, the daemon serves.
+TEST(Serve, AFullDiskLeavesTheDaemonServingAndTheFileWaiting) {
+  TempDir d;
+  const std::string spool = d / "spool";
+  Daemon daemon(spool, {"--no-default-job"}, 0, "trap '' XFSZ; ulimit -f 128; ");  // sh: 512-byte blocks
+  ASSERT_GT(daemon.port(), 0) << test::read_file(spool + ".log");
+  // A job whose job.yaml (a long tokenizer.path) is past the limit.
+  const std::string big = job(2, "tokenizer: {path: /" + std::string(200000, 'p') + "}\n");
+  test::write_file(spool + "/incoming/.big.yaml.tmp", big);
+  fs::rename(spool + "/incoming/.big.yaml.tmp", spool + "/incoming/big.yaml");
+  wait_for([&] { return test::read_file(spool + ".log").find("stays in incoming/") != std::string::npos; }, 30);
+  EXPECT_THAT(test::read_file(spool + ".log"), HasSubstr("big.yaml stays in incoming/: the spool cannot be written ("));
+  auto c = daemon.client();
+  auto r = c.Get("/healthz");
+  ASSERT_TRUE(r) << test::read_file(spool + ".log");
+  EXPECT_EQ(r->status, 200);
+  EXPECT_FALSE(daemon.exited());
+  EXPECT_TRUE(fs::exists(spool + "/incoming/big.yaml"));
+  for (const auto& e : fs::directory_iterator(spool + "/queue")) ADD_FAILURE() << "left behind: " << e.path();
+  // Over HTTP the same write is 507 with the reason.
+  r = c.Post("/v1/jobs", big, "application/yaml");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 507) << r->body;
+  EXPECT_THAT(r->body, HasSubstr("the spool cannot be written"));
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

@@ -4,6 +4,7 @@
 // renderings and ids, with the loss mask), and its errors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -146,6 +147,20 @@ TEST(TokenizeCli, ChatErrorsNameTheFileAndTheChoices) {
                         " --template chatml 2>&1");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("the chatml chat template needs the special token <|im_start|>"));
+  // A directory was "not valid JSON"; a FIFO blocked for good; tokenizer_config.json as the tokenizer
+  // failed on a pre_tokenizer it does not have.
+  r = test::run_command(test::neftune_bin() + " tokenize --model " + dir + " --chat " + d.path() + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(d.path() + ": a directory, not a regular file: the conversation file"));
+  ASSERT_EQ(mkfifo((d / "pipe.json").c_str(), 0600), 0);
+  r = test::run_command("timeout 60 " + test::neftune_bin() + " tokenize --model " + dir + " --chat " +
+                        (d / "pipe.json") + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("pipe.json: a FIFO (named pipe), not a regular file"));
+  r = test::run_command(test::neftune_bin() + " tokenize --model " + dir + "/tokenizer_config.json --json hi 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("tokenizer_config.json: is the tokenizer_config.json beside a tokenizer, not the "
+                                  "tokenizer: name tokenizer.json"));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "config/errors.h"
 #include "tests/test_util.h"
+#include "trainer/run/stop_signal.h"
 #include "trainer/tokenizer/byte_level.h"
 #include "trainer/tokenizer/tokenizer.h"
 #include "trainer/tokenizer/unicode_nfc.h"
@@ -297,6 +298,22 @@ TEST(HfTokenizer, UnsupportedComponentsAreErrorsNamingFilePathAndType) {
       {"merge of unknown token", [](json& j) { j["model"]["merges"].push_back("q z"); },
        "model.merges[6]: token 'qz' is not in the vocabulary"},
       {"vocab id", [](json& j) { j["model"]["vocab"]["he"] = "x"; }, "model.vocab: token 'he' has no valid id"},
+      // Ids size the embedding table: one id of a billion asked for 35 GB, one of two million trained a
+      // model of mostly unreachable rows.
+      {"vocab id past the limit", [](json& j) { j["model"]["vocab"]["he"] = 1 << 30; },
+       "model.vocab: token 'he' has no valid id (0 to 4194303)"},
+      {"added id past the limit", [](json& j) { j["added_tokens"][0]["id"] = 1073741823; },
+       "added_tokens[0].id: out of range (0 to 4194303)"},
+      {"a gap of unused ids", [](json& j) { j["added_tokens"][2]["id"] = 2000000; },
+       "tokenizer.json: ids run to 2000000 (added token '<s>') but only 266 are used: 1999735 ids without a token"},
+      {"empty split string",
+       [](json& j) {
+         j["pre_tokenizer"] = {
+             {"type", "Sequence"},
+             {"pretokenizers",
+              {{{"type", "Split"}, {"pattern", {{"String", ""}}}, {"behavior", "Isolated"}}, j["pre_tokenizer"]}}};
+       },
+       "pre_tokenizer.pretokenizers[0].pattern.String: an empty pattern matches nothing to split on"},
   };
   for (const auto& c : cases) {
     json j = small_tokenizer();
@@ -307,6 +324,28 @@ TEST(HfTokenizer, UnsupportedComponentsAreErrorsNamingFilePathAndType) {
   test::TempDir dir;
   test::write_file(dir / "tokenizer.json", "{\"model\": ");
   EXPECT_THROW(make_hf_tokenizer(dir / "tokenizer.json"), UserError);
+}
+
+// A pattern that backtracks without end ended in "match limit exceeded" naming nothing; now the error
+// names the pattern. A stop request ends a long text's splitting (it was checked only between records).
+TEST(HfTokenizer, ACatastrophicPatternIsNamedAndAStopEndsSplitting) {
+  test::TempDir dir;
+  json j = small_tokenizer();
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"}, {"pattern", {{"Regex", "(a+)+$"}}}, {"behavior", "Isolated"}}, j["pre_tokenizer"]}}};
+  const auto tok = load(dir, j);
+  EXPECT_THAT(test::error_of([&] { tok->encode(std::string(40, 'a') + "b", false); }),
+              HasSubstr("pre-tokenizer pattern '(a+)+$' hit PCRE2's backtracking limit on a text of 41 bytes"));
+  const auto plain = load(dir, small_tokenizer());
+  std::string words;
+  for (int i = 0; i < 1000; ++i) words += "hello ";
+  const Ids expected = plain->encode(words, false);
+  run::request_stop();
+  EXPECT_THROW(plain->encode(words, false), StopRequested);
+  run::clear_stop_request();
+  EXPECT_EQ(plain->encode(words, false), expected);
 }
 
 TEST(HfTokenizer, SaveWritesFilesThatLoadToTheSameTokenizer) {

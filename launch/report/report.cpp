@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "trainer/data/builtin_tasks.h"
 #include "trainer/infer/model_eval.h"
+#include "trainer/io/file_read.h"
 #include "trainer/io/file_write.h"
 #include "trainer/model/llama.h"
 
@@ -69,11 +70,13 @@ RunSummary summarize_run(const std::string& dir, int eval_samples, const at::Dev
   r.dir = dir;
   r.label = fs::path(dir).filename().string();
   if (r.label == "output") r.label = fs::path(dir).parent_path().filename().string();  // daemon job dirs
-  std::ifstream in(fs::path(dir) / "metrics.jsonl");
-  if (!in) {
+  const fs::path metrics = fs::path(dir) / "metrics.jsonl";
+  std::error_code ec;
+  if (!fs::exists(metrics, ec)) {
     r.status = "no metrics.jsonl";
     return r;
   }
+  std::istringstream in(io::read_input(metrics.string(), io::Input::data, "metrics file"));
   std::vector<double> tps;
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;

@@ -33,8 +33,13 @@ json next_command(Spool& spool, const ServeOptions& o) {
       return {{"cmd", "exit"}, {"code", spool.has_work() ? kExitPreempted : kExitOk}};
     }
     spool.scan_incoming();
-    if (auto launch = spool.start_next(o.max_attempts))
-      return {{"cmd", "run"}, {"id", launch->id}, {"yaml", launch->config_yaml}, {"sets", launch->overrides}};
+    try {
+      if (auto launch = spool.start_next(o.max_attempts))
+        return {{"cmd", "run"}, {"id", launch->id}, {"yaml", launch->config_yaml}, {"sets", launch->overrides}};
+    } catch (const io::WriteError& e) {  // a full disk: the job waits, the daemon keeps serving
+      spdlog::error("[serve] cannot start the next job: the spool cannot be written ({}); retrying", e.what());
+      std::this_thread::sleep_for(std::chrono::seconds(5));
+    }
     if (o.exit_when_idle && !spool.has_work()) return {{"cmd", "exit"}, {"code", kExitOk}};
     std::this_thread::sleep_for(std::chrono::milliseconds(o.poll_ms));
   }

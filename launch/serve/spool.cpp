@@ -11,6 +11,7 @@
 #include "launch/serve/job_file.h"
 #include "launch/serve/job_names.h"
 #include "launch/serve/prometheus.h"
+#include "trainer/io/file_read.h"
 #include "trainer/io/file_write.h"
 #include "trainer/run/stop_signal.h"
 
@@ -22,11 +23,13 @@ namespace {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
+// A spool file that cannot be read as one (missing, or not a regular file) reads as empty.
 std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  try {
+    return io::read_input(p.string(), io::Input::json, "spool file");
+  } catch (const io::InputError&) {
+    return "";
+  }
 }
 
 }  // namespace
@@ -96,10 +99,16 @@ std::string Spool::queue_locked(const std::string& config_yaml, const std::vecto
   j.state = JobState::queued;
   // Built in a hidden directory, then renamed: a queued job is always complete.
   const fs::path tmp = fs::path(root_) / "queue" / ("." + j.id + ".tmp");
-  fs::create_directories(tmp);
-  io::write_file_atomic((tmp / "job.yaml").string(), config_yaml);
-  io::write_file_atomic((tmp / "status.json").string(), j.to_json().dump(2));
-  fs::rename(tmp, dir_of(j));
+  try {
+    fs::create_directories(tmp);
+    io::write_file_atomic((tmp / "job.yaml").string(), config_yaml);
+    io::write_file_atomic((tmp / "status.json").string(), j.to_json().dump(2));
+    fs::rename(tmp, dir_of(j));
+  } catch (...) {  // a full disk: nothing half-made stays behind
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
   jobs_[j.id] = j;
   return j.id;
 }
@@ -144,24 +153,40 @@ void Spool::scan_incoming() {
     if (!dir && n.front() != '.' && (ext == ".yaml" || ext == ".yml")) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
+  // A write the spool's disk refuses (full, read-only) fails neither the job nor the daemon: the file stays
+  // in incoming/ and is taken once there is room; the reason is logged once, not at every scan.
   for (const auto& f : files) {
-    const JobFile file = read_job_file(f.string());
-    std::string error = file.error;
-    if (error.empty()) {
-      try {
-        submit(file.text, f.stem().string(), f.string());
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
+    try {
+      take_incoming(f);
+    } catch (const io::WriteError& e) {
+      if (e.what() != incoming_write_error_)
+        spdlog::error("[serve] {} stays in incoming/: the spool cannot be written ({})", f.string(), e.what());
+      incoming_write_error_ = e.what();
+      return;
     }
-    if (!error.empty()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      spdlog::warn("[serve] rejected {}: {}", f.string(), error);
-      fail_file_locked(file.text, f.stem().string(), error, file.keep ? f.string() : "");
-    }
-    std::error_code ec;
-    fs::remove(f, ec);  // a kept file is already in failed/; a link goes, never what it points to
   }
+  incoming_write_error_.clear();
+}
+
+void Spool::take_incoming(const fs::path& f) {
+  const JobFile file = read_job_file(f.string());
+  std::string error = file.error;
+  if (error.empty()) {
+    try {
+      submit(file.text, f.stem().string(), f.string());
+    } catch (const io::WriteError&) {
+      throw;  // the spool's fault, not the file's
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  if (!error.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    spdlog::warn("[serve] rejected {}: {}", f.string(), error);
+    fail_file_locked(file.text, f.stem().string(), error, file.keep ? f.string() : "");
+  }
+  std::error_code ec;
+  fs::remove(f, ec);  // a kept file is already in failed/; a link goes, never what it points to
 }
 
 std::optional<JobLaunch> Spool::start_next(int max_attempts) {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -49,6 +50,7 @@ class Spool {
   // config::ConfigError (with `source` and the key) when invalid, QueueFull when there is no room.
   std::vector<std::string> submit(const std::string& yaml, const std::string& name, const std::string& source);
   // Moves complete files from incoming/ into the queue (invalid ones straight to failed/ with the error).
+  // When the spool cannot be written (a full disk) the files stay in incoming/ for the next scan.
   void scan_incoming();
   // An interrupted running job first (after a crash or SIGTERM), then the oldest queued: marked running.
   std::optional<JobLaunch> start_next(int max_attempts);
@@ -85,6 +87,9 @@ class Spool {
   // A failed job for a job file that was refused; `keep` moves the file itself in as its job.yaml.
   void fail_file_locked(const std::string& yaml, const std::string& name, const std::string& error,
                         const std::string& keep = "");
+  // One file of scan_incoming(): queued, or failed with the reason; io::WriteError when the spool
+  // cannot be written.
+  void take_incoming(const std::filesystem::path& f);
 
   std::string root_;
   SpoolLock lock_;  // before anything reads or writes the spool
@@ -93,6 +98,7 @@ class Spool {
   std::map<std::string, JobStatus> jobs_;  // by id (ids sort in submission order)
   std::set<std::string> cancel_;           // running jobs asked to stop
   int64_t next_seq_ = 1;
+  std::string incoming_write_error_;  // the last write failure scan_incoming() logged
 };
 
 }  // namespace neftune::serve

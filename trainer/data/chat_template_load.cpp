@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "config/errors.h"
+#include "trainer/io/file_read.h"
 #include "trainer/io/json_error.h"
 
 namespace neftune::data {
@@ -19,10 +20,8 @@ using json = nlohmann::json;
 }
 
 std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  if (p.filename() == "tokenizer_config.json") return io::read_input(p.string(), io::Input::json, "tokenizer config");
+  return io::read_input(p.string(), io::Input::tokenizer, "chat template");
 }
 
 // bos_token / eos_token: "<s>", {"content": "<s>", ...} or null.

@@ -59,6 +59,12 @@ std::string parse_conversation(const json& record, config::DataFormat format, bo
     };
     if (t.contains("tool_calls") && !t["tool_calls"].is_null())
       return turn(i, "tool calls are not supported (only system, user and assistant text)");
+    // HF's templates render it (Qwen3's) or drop it (the others): neither may happen unseen.
+    if (t.contains("reasoning_content") && !t["reasoning_content"].is_null()) {
+      return turn(i,
+                  "field 'reasoning_content' is not supported: put the reasoning into the content as "
+                  "<think>...</think> before the answer (the qwen3 template renders it from there)");
+    }
     std::string speaker, content;
     if (std::string err = field(k.role, speaker); !err.empty()) return turn(i, err);
     const std::string role = role_of(speaker, format);

@@ -7,6 +7,7 @@
 #include "trainer/data/chat_examples.h"
 #include "trainer/data/conversations.h"
 #include "trainer/data/prompt_template.h"
+#include "trainer/tokenizer/regex.h"
 
 namespace neftune::data {
 namespace {
@@ -104,8 +105,14 @@ std::vector<Example> make_examples(const std::vector<Record>& records, const tok
     const Record& r = records[i];
     const std::string where = source + ": " + record_location(r, i);
     std::optional<Example> e;
+    // A tokenizer pattern that backtracks without end on this record's text: the tokenizer's fault, so
+    // named with the record but never skipped as a malformed record.
     if (!r.is_conversation() && alpaca_prompt) {
-      e = alpaca_example(r, tok, tail, options.max_seq_len, options.too_long, where, st);
+      try {
+        e = alpaca_example(r, tok, tail, options.max_seq_len, options.too_long, where, st);
+      } catch (const tok::RegexError& err) {
+        throw DataError(where + ": " + err.what());
+      }
     } else if (!chat) {
       throw DataError(where + ": a conversation needs a chat template: set data.chat_template (" + chat_family_names() +
                       ")");
@@ -116,6 +123,8 @@ std::vector<Example> make_examples(const std::vector<Record>& records, const tok
                                  options.max_seq_len, options.too_long, where, st);
       } catch (const DataError&) {
         throw;
+      } catch (const tok::RegexError& err) {
+        throw DataError(where + ": " + err.what());
       } catch (const UserError& err) {  // what the template cannot render
         if (options.on_malformed != config::OnMalformed::skip)
           throw DataError(std::string(err.what()) + " (fix the record or set data.on_malformed: skip)");

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "trainer/data/conversations.h"
+#include "trainer/io/crc32c.h"
+#include "trainer/io/file_read.h"
 #include "trainer/io/json_error.h"
 
 namespace neftune::data {
@@ -61,11 +63,11 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
                                  ReadStats* stats) {
   if (std::filesystem::is_directory(path))
     throw DataError(path + ": is a directory, not a data file (name a JSON or JSONL data file in it)");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open data file (check data.train / data.eval)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text = io::read_input_as<DataError>(path, io::Input::data, "data file (check data.train / data.eval)");
+  ReadStats local;
+  ReadStats& st = stats ? *stats : local;
+  st.bytes = text.size();
+  st.crc32c = io::crc32c_extend(0, text.data(), text.size());
   // A UTF-8 byte order mark (editors on Windows write one) is not part of the data: without it a JSON
   // array is recognised as one, and no record or line starts with it.
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
@@ -73,8 +75,6 @@ std::vector<Record> read_records(const std::string& path, config::DataFormat for
   if (first == std::string::npos)
     throw DataError(path + ": the data file is empty (an empty dataset cannot be trained on)");
 
-  ReadStats local;
-  ReadStats& st = stats ? *stats : local;
   std::vector<Record> records;
   auto take = [&](const json& j, const std::string& where, int64_t index, int64_t line) {
     Record r;

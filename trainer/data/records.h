@@ -36,6 +36,8 @@ std::string record_location(const Record& r, size_t position);
 struct ReadStats {
   int64_t records = 0;
   int64_t skipped_malformed = 0;
+  uint64_t bytes = 0;   // the file's size
+  uint32_t crc32c = 0;  // and CRC-32C, which a checkpoint records to recognise the data on resume
 };
 
 std::vector<Record> read_records(const std::string& path, config::DataFormat format, config::OnMalformed on_malformed,

@@ -24,12 +24,17 @@ void apply_repetition_penalty(at::Tensor& logits, const std::set<int32_t>& seen,
 
 int32_t pick(const at::Tensor& logits, const GenerateOptions& o, at::Generator& gen) {
   if (o.temperature <= 0) return static_cast<int32_t>(logits.argmax().item<int64_t>());
-  at::Tensor probs = at::softmax(logits / o.temperature, -1);
+  // In double, from logits shifted to a maximum of 0: a temperature as small as 1e-300 gives -inf or 0,
+  // never inf - inf (NaN).
+  const at::Tensor shifted = logits.to(at::kDouble) - logits.max().to(at::kDouble);
+  at::Tensor probs = at::softmax(shifted / o.temperature, -1);
   if (o.top_p < 1.0) {
     const auto [sorted, order] = probs.sort(-1, /*descending=*/true);
     const at::Tensor cum = sorted.cumsum(-1);
-    // Keep the smallest prefix whose mass reaches top_p (the first token always stays).
-    const at::Tensor drop = (cum - sorted) >= o.top_p;
+    // Keep the smallest prefix whose mass reaches top_p; the first token always stays (set explicitly: a
+    // top_p below the smallest probability would otherwise drop every token).
+    at::Tensor drop = (cum - sorted) >= o.top_p;
+    drop.index_fill_(-1, at::zeros({1}, at::kLong), false);
     at::Tensor kept = sorted.masked_fill(drop, 0.0);
     probs = at::zeros_like(probs).scatter_(-1, order, kept);
   }
@@ -67,12 +72,13 @@ std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<
 std::vector<int32_t> generate(const model::LlamaModel& model, const std::vector<int32_t>& prompt,
                               const GenerateOptions& options, const std::vector<int32_t>& stop_ids) {
   check_generate_options(options);
-  TORCH_CHECK(!prompt.empty(), "generate: empty prompt");
+  if (prompt.empty())
+    throw UserError("generate: the prompt has no tokens (with --raw nothing is added to it: give some text)");
   const int64_t limit = model.config().max_position_embeddings;
   if (static_cast<int64_t>(prompt.size()) >= limit) {
-    throw std::invalid_argument("prompt of " + std::to_string(prompt.size()) +
-                                " tokens leaves no room under the model's " + "max_position_embeddings " +
-                                std::to_string(limit));
+    throw UserError("generate: the prompt is " + std::to_string(prompt.size()) +
+                    " tokens, which leaves no room under the model's max_position_embeddings " + std::to_string(limit) +
+                    ": shorten the prompt");
   }
   // Both terms are bounded (the prompt by memory, max_new_tokens by kMaxNewTokens): no overflow.
   const int64_t capacity = std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + options.max_new_tokens);

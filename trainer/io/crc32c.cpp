@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/errors.h"
+#include "trainer/io/file_read.h"
 
 namespace neftune::io {
 namespace {
@@ -60,8 +61,12 @@ uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
 }
 
 uint32_t crc32c_file(const std::string& path, uint64_t* bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw CheckpointError(path + ": cannot open: " + std::strerror(errno));
+  int fd = -1;
+  try {
+    fd = InputFile(path, Input::weights, "checkpoint file").release();
+  } catch (const InputError& e) {
+    throw CheckpointError(e.what());
+  }
   std::vector<unsigned char> buf(8u << 20);
   uint32_t crc = 0;
   uint64_t total = 0;

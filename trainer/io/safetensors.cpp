@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "trainer/io/crc32c.h"
+#include "trainer/io/file_read.h"
 
 namespace neftune::io {
 namespace {
@@ -63,14 +64,14 @@ std::string from_scalar_type(at::ScalarType t) {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) bad_file(path, "cannot open: " + sys_error());
-  struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    ::close(fd);
-    bad_file(path, "cannot stat: " + sys_error());
+  int fd = -1;
+  try {
+    InputFile in(path, Input::weights, "safetensors file");
+    size_ = static_cast<size_t>(in.size());
+    fd = in.release();
+  } catch (const InputError& e) {
+    throw CheckpointError(e.what());
   }
-  size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {
     map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map_ == MAP_FAILED) {

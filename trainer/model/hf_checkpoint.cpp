@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "trainer/io/file_read.h"
 #include "trainer/io/file_write.h"
 #include "trainer/io/json_error.h"
 #include "trainer/model/llama.h"
@@ -25,10 +26,11 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
     auto file = std::make_shared<io::SafetensorsFile>(single.string());
     for (const auto& e : file->header().tensors) files_[e.name] = file;
   } else if (fs::exists(index)) {
-    std::ifstream in(index);
+    const std::string text =
+        io::read_input_as<io::CheckpointError>(index.string(), io::Input::json, "safetensors index");
     json j;
     try {
-      j = json::parse(in);
+      j = json::parse(text);
     } catch (const json::exception& e) {
       throw io::CheckpointError(index.string() + ": not valid JSON: " + io::json_error(e));
     }
@@ -79,16 +81,31 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   }
 }
 
+namespace {
+// A NaN or an infinity in a pretrained weight turns the first step's loss into NaN, which would be
+// blamed on the learning rate: it is refused here, naming the tensor.
+at::Tensor finite(at::Tensor t, const std::string& dir, const std::string& name) {
+  if (!t.is_floating_point()) return t;
+  const int64_t finite_count = at::isfinite(t).sum().item<int64_t>();
+  if (finite_count != t.numel()) {
+    throw io::CheckpointError(dir + ": tensor '" + name + "' holds " + std::to_string(t.numel() - finite_count) +
+                              " NaN or infinite value(s): the model's files are damaged (download or export "
+                              "them again)");
+  }
+  return t;
+}
+}  // namespace
+
 at::Tensor HfCheckpoint::load(const std::string& name) const {
   const auto it = files_.find(name);
   if (it == files_.end()) throw io::CheckpointError(dir_ + ": no tensor '" + name + "'");
-  return it->second->load(name);
+  return finite(it->second->load(name), dir_, name);
 }
 
 at::Tensor HfCheckpoint::load_range(const std::string& name, int64_t begin, int64_t count) const {
   const auto it = files_.find(name);
   if (it == files_.end()) throw io::CheckpointError(dir_ + ": no tensor '" + name + "'");
-  return it->second->load_range(name, begin, count);
+  return finite(it->second->load_range(name, begin, count), dir_, name);
 }
 
 std::string HfCheckpoint::stored_dtype() const {

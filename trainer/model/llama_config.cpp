@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "trainer/io/file_read.h"
 #include "trainer/io/json_error.h"
 #include "trainer/io/safetensors.h"
 
@@ -149,11 +150,9 @@ int64_t LlamaConfig::num_parameters() const {
 }
 
 LlamaConfig LlamaConfig::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw io::CheckpointError(path + ": cannot open (an HF model directory needs config.json)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return from_json_text(ss.str(), path);
+  return from_json_text(io::read_input_as<io::CheckpointError>(
+                            path, io::Input::json, "model config (an HF model directory needs config.json)"),
+                        path);
 }
 
 LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::string& src) {

@@ -139,6 +139,7 @@ void Checkpointer::write_and_publish(const TrainProgress& progress, model::Shard
     m.global_batch = cfg_.train.micro_batch_size * cfg_.train.accumulation_steps * world_.size;
     m.num_shards = num_shards;
     m.run_id = run_id_;
+    m.train_data = train_data_;
     m.model = json::parse(model.config().to_json_text());
     for (int q = 0; q < num_shards; ++q) {
       m.files[rank_file(q, num_shards)] = {
@@ -263,6 +264,14 @@ TrainProgress Checkpointer::load(const std::string& dir, model::ShardedLlama& mo
   dist::agree(*world_.host, [&] {
     const ckpt::Meta m = ckpt::read_meta(dir);
     check_resume_compatible(dir, m, cfg_, model, world_.size);
+    if (m.train_data && train_data_ &&
+        (m.train_data->bytes != train_data_->bytes || m.train_data->crc != train_data_->crc)) {
+      throw UserError(train_data_->path + ": the training data changed since " + dir + " was written (then " +
+                      std::to_string(m.train_data->bytes) + " bytes, " + m.train_data->crc + "; now " +
+                      std::to_string(train_data_->bytes) + " bytes, " + train_data_->crc +
+                      "): its sampler position would point into other data. Restore the file to resume, or start "
+                      "a new run (--overwrite, or another output_dir)");
+    }
     const auto& units = model.units();
     if (m.world_size != world_.size)
       spdlog::info("[ckpt] re-slicing {} from {} to {} ranks", dir, m.world_size, world_.size);

@@ -24,6 +24,7 @@
 #include "distributed/world.h"
 #include "trainer/model/sharded_llama.h"
 #include "trainer/optim/adamw.h"
+#include "trainer/run/checkpoint_format.h"
 #include "trainer/tokenizer/tokenizer.h"
 
 namespace neftune::run {
@@ -48,6 +49,10 @@ class Checkpointer {
   // where training stopped. Errors name the file and what is wrong.
   TrainProgress load(const std::string& dir, model::ShardedLlama& model, std::vector<optim::AdamWState>& optimizer);
 
+  // The training data file this run reads (none for built-in data): recorded in every checkpoint, and a
+  // checkpoint recorded with other data is refused by load().
+  void set_train_data(std::optional<ckpt::DataSum> data) { train_data_ = std::move(data); }
+
   // Collective: a fresh run's id, drawn on rank 0 (a resumed run takes its checkpoint's id in load()).
   void start_new_run();
   const std::string& run_id() const { return run_id_; }
@@ -65,6 +70,7 @@ class Checkpointer {
 
   config::TrainConfig cfg_;
   dist::World& world_;
+  std::optional<ckpt::DataSum> train_data_;
   std::string root_;
   std::string run_id_;
   bool fresh_ = false;  // start_new_run() was called: nothing in root() is this run's yet

@@ -16,7 +16,13 @@ void export_checkpoint(const std::string& dir, const std::string& out_dir, const
   if (fs::exists(out_dir) && !fs::is_empty(out_dir))
     throw UserError(out_dir + ": exists and is not empty (remove it or choose another output directory)");
   const std::string tmp = out_dir + ".tmp";
-  fs::remove_all(tmp);
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  if (!ec) fs::create_directories(tmp, ec);
+  if (ec) {
+    throw UserError(out_dir + ": cannot create the output directory (" + tmp + ": " + ec.message() +
+                    "): choose a directory this user can write");
+  }
   ckpt::ShardFiles files(dir, m);
   int current = -1;
   at::Tensor flat;

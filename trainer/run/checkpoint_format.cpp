@@ -7,6 +7,7 @@
 
 #include "config/errors.h"
 #include "trainer/io/crc32c.h"
+#include "trainer/io/file_read.h"
 #include "trainer/io/json_error.h"
 
 namespace neftune::run::ckpt {
@@ -26,13 +27,30 @@ std::string rank_file(int q, int n) {
   return b;
 }
 
+namespace {
+std::string meta_checksum(const json& meta_without_checksum) {
+  const std::string text = meta_without_checksum.dump();
+  return io::crc32c_text(io::crc32c_extend(0, text.data(), text.size()));
+}
+}  // namespace
+
 Meta read_meta(const std::string& dir) {
   const fs::path path = fs::path(dir) / "meta.json";
-  std::ifstream in(path);
-  if (!in) throw CheckpointError(path.string() + ": missing (not a checkpoint, or an incomplete one)");
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    throw CheckpointError(path.string() + ": missing (not a checkpoint, or an incomplete one)");
+  const std::string text = io::read_input_as<CheckpointError>(path.string(), io::Input::json, "checkpoint meta.json");
   Meta m;
   try {
-    const json j = json::parse(in);
+    json j = json::parse(text);
+    if (j.is_object() && j.contains("checksum")) {
+      const std::string written = j.at("checksum").get<std::string>();
+      j.erase("checksum");
+      if (meta_checksum(j) != written) {
+        throw CheckpointError(path.string() + ": its content does not match its checksum (edited or damaged): " +
+                              "a checkpoint's meta.json is not edited by hand");
+      }
+    }
     if (j.value("format", "") != "neftune-checkpoint")
       throw CheckpointError(path.string() + ": not a neftune checkpoint");
     if (j.at("version").get<int>() != kFormatVersion) {
@@ -63,7 +81,25 @@ Meta read_meta(const std::string& dir) {
         throw CheckpointError(path.string() + ": unit " + um.name + " has an inconsistent size");
       m.units.push_back(std::move(um));
     }
+    if (j.contains("train_data")) {
+      const json& d = j.at("train_data");
+      m.train_data =
+          DataSum{d.at("path").get<std::string>(), d.at("bytes").get<uint64_t>(), d.at("checksum").get<std::string>()};
+    }
     if (m.num_shards < 1 || m.step < 0) throw CheckpointError(path.string() + ": inconsistent step or shard count");
+    if (m.epoch < 0 || m.position < 0) {
+      throw CheckpointError(path.string() + ": sampler epoch " + std::to_string(m.epoch) + ", position " +
+                            std::to_string(m.position) + " is not a place in the data");
+    }
+    static const std::regex kStepDir("step-([0-9]+)");
+    std::smatch mt;
+    fs::path named = fs::path(dir).lexically_normal();
+    if (named.filename().empty()) named = named.parent_path();  // "…/step-00000020/"
+    const std::string name = named.filename().string();
+    if (std::regex_match(name, mt, kStepDir) && (mt[1].length() > 18 || std::stoll(mt[1]) != m.step)) {
+      throw CheckpointError(path.string() + ": says step " + std::to_string(m.step) + " in a directory named " + name +
+                            " (edited or damaged)");
+    }
   } catch (const json::exception& e) {
     throw CheckpointError(path.string() + ": malformed: " + io::json_error(e));
   }
@@ -111,6 +147,11 @@ json meta_json(const Meta& m, const std::vector<dist::FlatUnit*>& units, const s
                {"units", json::array()}};
   for (const auto* u : units) meta["units"].push_back(unit_json(*u, m.num_shards));
   for (const auto& [name, f] : m.files) meta["files"][name] = {{"bytes", f.bytes}, {"checksum", f.crc}};
+  if (m.train_data) {
+    meta["train_data"] = {
+        {"path", m.train_data->path}, {"bytes", m.train_data->bytes}, {"checksum", m.train_data->crc}};
+  }
+  meta["checksum"] = meta_checksum(meta);
   return meta;
 }
 

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,21 +43,33 @@ struct FileSum {
   std::string crc;  // io::crc32c_text
 };
 
+// The training data file a checkpoint was trained on: a changed file is refused on resume (the sampler's
+// position would point into other data).
+struct DataSum {
+  std::string path;  // as data.train named it (for messages; the content is what is compared)
+  uint64_t bytes = 0;
+  std::string crc;  // io::crc32c_text of the file's bytes
+};
+
 // clang-tidy 14 sees a possible throw in the implicit special members of a struct holding nlohmann::json.
 struct Meta {  // NOLINT(bugprone-exception-escape)
   int64_t step = 0, epoch = 0, position = 0, global_batch = 0;
   int world_size = 1, num_shards = 1;
   std::string run_id;                    // "" in checkpoints written before run ids
   std::map<std::string, FileSum> files;  // rank file -> size and checksum (empty before checksums)
+  std::optional<DataSum> train_data;     // absent for built-in data and in older checkpoints
   nlohmann::json model;
   std::vector<UnitMeta> units;
 };
 
-// <dir>/meta.json, checked for the format, its version and consistent sizes.
+// <dir>/meta.json, checked for the format, its version, consistent sizes, its own checksum (absent in
+// checkpoints written before it: then unchecked), a step that matches a step-NNNNNNNN directory's name,
+// and a sampler state that is not negative.
 Meta read_meta(const std::string& dir);
 
 // The meta.json of a checkpoint being written: `m` (its units ignored) and the layout of `units`;
-// `sharding` and `config_hash` are recorded for people, never read back.
+// `sharding` and `config_hash` are recorded for people, never read back. Its "checksum" is the CRC-32C
+// of the object's compact dump without that key.
 nlohmann::json meta_json(const Meta& m, const std::vector<dist::FlatUnit*>& units, const std::string& sharding,
                          const std::string& config_hash);
 

@@ -6,8 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
+#include "trainer/io/file_read.h"
 #include "trainer/io/file_write.h"
 
 namespace neftune::run {
@@ -29,8 +32,9 @@ void MetricsWriter::write(const nlohmann::json& line) {
 }
 
 void keep_metrics_through(const std::string& path, int64_t last_step) {
-  std::ifstream in(path);
-  if (!in) return;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return;
+  std::istringstream in(io::read_input(path, io::Input::data, "metrics file"));
   std::string kept, line;
   int64_t unreadable = 0;
   while (std::getline(in, line)) {
@@ -42,7 +46,6 @@ void keep_metrics_through(const std::string& path, int64_t last_step) {
     }
   }
   if (unreadable > 0) spdlog::info("[metrics] {}: {} unreadable line(s) dropped (cut by a crash)", path, unreadable);
-  in.close();
   io::write_file_atomic(path, kept);
 }
 

@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "config/errors.h"
+#include "trainer/io/file_read.h"
 
 namespace neftune::run {
 namespace fs = std::filesystem;
@@ -15,20 +16,27 @@ using io::CheckpointError;
 
 namespace {
 
-// Model configs are equal when every field but the stored dtype is.
+// Model configs are equal when every field but the stored dtype is. Every difference is listed (one
+// changed model.init key changes several derived fields: dim moves hidden_size and head_dim).
 std::string model_difference(json a, json b) {
   a.erase("torch_dtype");
   b.erase("torch_dtype");
-  for (const auto& [k, v] : a.items())
-    if (!b.contains(k) || b[k] != v) return k + " " + v.dump() + " vs " + (b.contains(k) ? b[k].dump() : "absent");
-  return "";
+  std::string out;
+  for (const auto& [k, v] : a.items()) {
+    if (!b.contains(k) || b[k] != v)
+      out += (out.empty() ? "" : ", ") + k + " " + v.dump() + " vs " + (b.contains(k) ? b[k].dump() : "absent");
+  }
+  for (const auto& [k, v] : b.items())
+    if (!a.contains(k)) out += (out.empty() ? "" : ", ") + k + " absent vs " + v.dump();
+  return out;
 }
 
 void check_same_model(const std::string& meta_path, const ckpt::Meta& m, const model::ShardedLlama& model) {
   const std::string diff = model_difference(m.model, json::parse(model.config().to_json_text()));
   if (!diff.empty()) {
-    throw CheckpointError(meta_path + ": written for a different model (" + diff +
-                          "): resume with the model it was trained from, or set checkpoint.resume: never");
+    throw CheckpointError(meta_path + ": written for a different model (checkpoint vs this run: " + diff +
+                          "): resume with the model it was trained from (model.path, model.init), or set "
+                          "checkpoint.resume: never");
   }
   const auto& units = model.units();
   if (m.units.size() != units.size()) {
@@ -46,10 +54,9 @@ void check_same_model(const std::string& meta_path, const ckpt::Meta& m, const m
 
 void check_same_run(const std::string& dir, const config::TrainConfig& cfg) {
   const fs::path cfg_path = fs::path(dir) / "config.yaml";
-  std::ifstream in(cfg_path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const config::TrainConfig written = config::parse_config(ss.str(), cfg_path.string());
+  const config::TrainConfig written = config::parse_config(
+      io::read_input_as<CheckpointError>(cfg_path.string(), io::Input::config, "checkpoint's config.yaml"),
+      cfg_path.string());
   std::string changed;
   for (const auto& d : config::differing_keys(written, cfg))
     if (!config::may_change_on_resume(d.substr(0, d.find(':')))) changed += (changed.empty() ? "" : "; ") + d;

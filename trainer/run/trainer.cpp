@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "trainer/data/packing.h"
+#include "trainer/io/crc32c.h"
 #include "trainer/io/file_write.h"
 #include "trainer/neftune.h"
 #include "trainer/optim/clip.h"
@@ -148,6 +149,10 @@ void Trainer::setup() {
   });
   set_fp32_matmul_precision(tc_.device, to_dtype(cfg_.model.dtype), cfg_.train.tf32);
   checkpointer_ = std::make_unique<Checkpointer>(cfg_, world_);
+  if (cfg_.data.train) {
+    checkpointer_->set_train_data(
+        ckpt::DataSum{*cfg_.data.train, data_.train_read.bytes, io::crc32c_text(data_.train_read.crc32c)});
+  }
   if (options_.overwrite) {
     dist::agree(host, [&] {
       if (!rank0()) return;
@@ -173,6 +178,12 @@ void Trainer::setup() {
     std::string names;
     for (size_t i = 0; i < foreign.size() && i < 3; ++i) names += (i ? ", " : "") + foreign[i];
     if (foreign.size() > 3) names += ", ... (" + std::to_string(foreign.size()) + " in all)";
+    if (!resume && cfg_.checkpoint.resume == "auto") {  // auto found none it could resume from
+      throw UserError("checkpoint.dir " + checkpointer_->root() + " holds checkpoints (" + names +
+                      ") but none could be resumed from (each one's reason is logged above): to start over, pass "
+                      "--overwrite to move them aside into " +
+                      checkpointer_->root() + ".replaced-<time>, or choose another output_dir or checkpoint.dir");
+    }
     throw UserError(
         "checkpoint.dir " + checkpointer_->root() + " holds checkpoints of another run (" + names + ") and this run " +
         (resume ? "resumed from " + *resume : "starts fresh (checkpoint.resume: " + cfg_.checkpoint.resume + ")") +
@@ -199,7 +210,18 @@ void Trainer::setup() {
   for (auto* u : model_->units()) decay_ranges_.push_back(u->decay_ranges());
   sampler_ = std::make_unique<data::EpochSampler>(static_cast<int64_t>(data_.train.size()),
                                                   static_cast<uint64_t>(cfg_.train.seed));
-  if (resume) sampler_->seek(progress.sampler_epoch, progress.sampler_position);
+  if (resume) {
+    // A checkpoint from before data checksums, resumed on a shorter file, would point past its end.
+    dist::agree(host, [&] {
+      if (progress.sampler_position > static_cast<int64_t>(data_.train.size())) {
+        throw io::CheckpointError(*resume + ": its sampler position " + std::to_string(progress.sampler_position) +
+                                  " is past the " + std::to_string(data_.train.size()) +
+                                  " training examples: the data changed since it was written; restore it to resume, "
+                                  "or start a new run (--overwrite, or another output_dir)");
+      }
+    });
+    sampler_->seek(progress.sampler_epoch, progress.sampler_position);
+  }
   const int64_t global_batch = cfg_.train.micro_batch_size * cfg_.train.accumulation_steps * world_.size;
   if (cfg_.train.max_steps) {
     total_steps_ = *cfg_.train.max_steps;

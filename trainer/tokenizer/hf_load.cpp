@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "config/errors.h"
+#include "trainer/io/file_read.h"
 #include "trainer/io/json_error.h"
 #include "trainer/tokenizer/byte_level.h"
 #include "trainer/tokenizer/hf_parts.h"
@@ -25,15 +26,19 @@ using json = nlohmann::json;
 
 // Special tokens that end a text or a turn, in the order eos falls back to them when
 // tokenizer_config.json names none (Llama 3, GPT-2/Qwen base, Llama 2 style, ChatML, Llama 3 chat).
+// Ids a tokenizer.json may use. The largest real vocabularies have about 262,000 tokens; a file's ids size
+// the embedding table, so one stray id of a billion would ask for tens of GB before anything else.
+constexpr int64_t kMaxTokenId = (int64_t{1} << 22) - 1;
+// Ids up to the largest that no token uses. Real files number their tokens without gaps; a larger gap
+// makes a model with rows no token can reach (a hand-edited or damaged file).
+constexpr int64_t kMaxUnusedIds = 1024;
+
 const char* const kEndTokens[] = {"<|end_of_text|>", "<|endoftext|>", "</s>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>"};
 
 json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::string text = io::read_input(path, io::Input::json, "tokenizer JSON file");
   try {
-    return json::parse(ss.str());
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw UserError(path + ": invalid JSON: " + io::json_error(e));
   }
@@ -104,6 +109,7 @@ void load_pre_tokenizer(const Node& n, HfParts& p, std::vector<std::string>& kin
     const bool regex = pattern.has("Regex");
     if (!regex && !pattern.has("String")) pattern.fail("expected {\"Regex\": ...} or {\"String\": ...}");
     const std::string text = pattern.at(regex ? "Regex" : "String").str();
+    if (text.empty()) pattern.at(regex ? "Regex" : "String").fail("an empty pattern matches nothing to split on");
     const std::string behavior = n.at("behavior").str();
     if (behavior != "Isolated" && behavior != "Removed")
       n.at("behavior").fail("'" + behavior + "' is not supported (neftune implements Isolated and Removed)");
@@ -176,8 +182,10 @@ class BpeTables final : public TokenizerJsonSink {
   explicit BpeTables(HfParts& p) : p_(p) {}
 
   void vocab_entry(const std::string& token, int64_t id) override {
-    if (id < 0 || id >= (1 << 30))
-      throw UserError(p_.json_path + ": model.vocab: token '" + token + "' has no valid id");
+    if (id < 0 || id > kMaxTokenId) {
+      throw UserError(p_.json_path + ": model.vocab: token '" + token + "' has no valid id (0 to " +
+                      std::to_string(kMaxTokenId) + ")");
+    }
     const auto i = static_cast<size_t>(id);
     if (i >= p_.id_bytes.size()) p_.id_bytes.resize(std::max(i + 1, p_.id_bytes.size() * 3 / 2));
     size = std::max<int64_t>(size, id + 1);
@@ -242,7 +250,7 @@ std::vector<AddedToken> load_added_tokens(const Node& root, HfParts& p) {
     const Node t = list.at(i);
     AddedToken a;
     const int64_t id = t.at("id").integer();
-    if (id < 0 || id >= (1 << 30)) t.at("id").fail("out of range");
+    if (id < 0 || id > kMaxTokenId) t.at("id").fail("out of range (0 to " + std::to_string(kMaxTokenId) + ")");
     a.id = static_cast<int32_t>(id);
     a.content = t.at("content").str();
     a.special = t.flag("special", false);
@@ -357,6 +365,24 @@ HfParts load_hf_parts(const std::string& json_path) {
     p.id_added[static_cast<size_t>(a.id)] = 1;
     p.id_special[static_cast<size_t>(a.id)] = a.special ? 1 : 0;
     (a.normalized ? normalized : raw).push_back(a);
+  }
+  const auto used = static_cast<int64_t>(
+      std::count_if(p.id_bytes.begin(), p.id_bytes.end(), [](const std::string& b) { return !b.empty(); }));
+  const auto vocab = static_cast<int64_t>(p.id_bytes.size());
+  if (vocab - used > kMaxUnusedIds) {
+    int64_t largest = 0;
+    std::string largest_name = "model.vocab";
+    for (const AddedToken& a : added) {
+      if (a.id >= largest) {
+        largest = a.id;
+        largest_name = "added token '" + a.content + "'";
+      }
+    }
+    if (largest + 1 < vocab) largest_name = "model.vocab";
+    throw UserError(json_path + ": ids run to " + std::to_string(vocab - 1) + " (" + largest_name + ") but only " +
+                    std::to_string(used) + " are used: " + std::to_string(vocab - used) +
+                    " ids without a token would become embedding rows (at most " + std::to_string(kMaxUnusedIds) +
+                    " are allowed): fix the token's id");
   }
   p.raw_tokens = AddedTokenMatcher(std::move(raw));
   p.normalized_tokens = AddedTokenMatcher(std::move(normalized));

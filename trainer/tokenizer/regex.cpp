@@ -3,7 +3,10 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <chrono>
 #include <stdexcept>
+
+#include "trainer/run/stop_signal.h"
 
 namespace neftune::tok {
 namespace {
@@ -36,7 +39,7 @@ struct MatchState {
 
 }  // namespace
 
-Regex::Regex(const std::string& pattern, bool literal) {
+Regex::Regex(const std::string& pattern, bool literal) : pattern_(pattern) {
   int error = 0;
   PCRE2_SIZE offset = 0;
   const uint32_t options = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
@@ -54,10 +57,23 @@ void Regex::find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>&
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
   const size_t n = s.size();
   size_t start = 0;
-  while (start < n) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto fail = [&](const std::string& why) {
+    const std::string shown = pattern_.size() > 80 ? pattern_.substr(0, 80) + "..." : pattern_;
+    throw RegexError("pre-tokenizer pattern '" + shown + "' " + why + " on a text of " + std::to_string(n) +
+                     " bytes: the pattern backtracks catastrophically; fix it in tokenizer.json");
+  };
+  for (size_t matches = 1; start < n; ++matches) {
     const int rc = pcre2_match(code_, subject, n, start, PCRE2_NO_UTF_CHECK, state.data, state.context);
     if (rc == PCRE2_ERROR_NOMATCH) return;
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT)
+      fail("hit PCRE2's backtracking limit");
     if (rc < 0) throw std::runtime_error("regex match failed: " + pcre2_message(rc));
+    if (matches % 16 == 0) {  // a clock read per 16 matches: little next to the matching itself
+      if (run::stop_requested() != 0) throw StopRequested("stop requested while tokenizing");
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > kRegexBudgetSeconds)
+        fail("ran past its budget of " + std::to_string(static_cast<int>(kRegexBudgetSeconds)) + " s");
+    }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(state.data);
     if (ov[1] > ov[0]) {
       out.emplace_back(ov[0], ov[1]);

@@ -9,9 +9,22 @@
 #include <utility>
 #include <vector>
 
+#include "config/errors.h"
+
 struct pcre2_real_code_8;
 
 namespace neftune::tok {
+
+// A pattern that PCRE2 gave up on (its backtracking limit) or that ran past its time budget on one text:
+// a catastrophic pattern in a tokenizer.json. The message names the pattern and the text's length.
+class RegexError : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+// How long find_all may take on one text before it gives up (a real pre-tokenizer splits a megabyte in
+// milliseconds).
+inline constexpr double kRegexBudgetSeconds = 2.0;
 
 class Regex {
  public:
@@ -23,11 +36,13 @@ class Regex {
   Regex& operator=(const Regex&) = delete;
 
   // Appends the [begin, end) byte offsets of the non-empty matches in `s` (valid UTF-8), left to right,
-  // each search starting where the previous match ended. Safe to call from several threads.
+  // each search starting where the previous match ended. Safe to call from several threads. Throws
+  // RegexError past PCRE2's match limit or kRegexBudgetSeconds, StopRequested on a stop request.
   void find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>& out) const;
 
  private:
   pcre2_real_code_8* code_ = nullptr;
+  std::string pattern_;
 };
 
 }  // namespace neftune::tok

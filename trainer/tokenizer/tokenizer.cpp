@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/errors.h"
+#include "trainer/io/file_read.h"
 #include "trainer/io/file_write.h"
 #include "trainer/tokenizer/hf_tokenizer.h"
 
@@ -122,7 +123,12 @@ class SentencePieceTokenizer final : public Tokenizer {
   explicit SentencePieceTokenizer(const std::string& path) : path_(path), m_(sp_module()) {
     if (!fs::exists(path)) throw UserError(path + ": sentencepiece tokenizer.model not found (set tokenizer.path)");
     char err[512] = {0};
-    handle_ = m_.load(path.c_str(), err, sizeof err);
+    {
+      // sentencepiece opens the file this process already opened and checked (a regular file in the limit).
+      const io::InputFile in(path, io::Input::tokenizer, "sentencepiece tokenizer.model");
+      const std::string fd_path = "/proc/self/fd/" + std::to_string(in.fd());
+      handle_ = m_.load(fd_path.c_str(), err, sizeof err);
+    }
     if (!handle_) throw UserError(path + ": cannot load sentencepiece model: " + err);
     m_.info(handle_, &vocab_, &bos_, &eos_, &pad_, &unk_);
     if (bos_ < 0 || eos_ < 0) throw UserError(path + ": the tokenizer has no BOS/EOS ids");
@@ -235,6 +241,12 @@ std::unique_ptr<Tokenizer> make_tokenizer(const TokenizerFile& f) {
 TokenizerFile file_by_name(const std::string& path) {
   const fs::path p(path);
   if (p.filename() == "neftune_tokenizer.json") return {config::TokenizerKind::byte, path};
+  for (const char* other : {"tokenizer_config.json", "special_tokens_map.json", "config.json"}) {
+    if (p.filename() == other) {
+      throw UserError(path + ": is the " + other + " beside a tokenizer, not the tokenizer: name tokenizer.json " +
+                      "(or tokenizer.model), or the directory holding it");
+    }
+  }
   if (p.extension() == ".json") return {config::TokenizerKind::hf, path};
   return {config::TokenizerKind::sentencepiece, path};
 }

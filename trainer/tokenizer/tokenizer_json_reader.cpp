@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/errors.h"
+#include "trainer/io/file_read.h"
 #include "trainer/io/json_error.h"
 
 namespace neftune::tok {
@@ -134,11 +135,7 @@ class Reader final : public nlohmann::json_sax<json> {
 }  // namespace
 
 json read_tokenizer_json(const std::string& path, TokenizerJsonSink& sink) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw UserError(path + ": cannot open");
-  std::string text(static_cast<size_t>(in.tellg()), '\0');
-  in.seekg(0);
-  if (!in.read(text.data(), static_cast<std::streamsize>(text.size()))) throw UserError(path + ": cannot read");
+  const std::string text = io::read_input(path, io::Input::tokenizer, "tokenizer");
   Reader reader(path, sink);
   json::sax_parse(text, &reader);
   return std::move(reader.root);
