@@ -142,11 +142,12 @@ TEST(Cli, BadInputGivesAClearErrorAndExitCode2) {
     } else {
       write_file(cfg, "output_dir: " + (d / "out") + "\n" + c.yaml);
     }
-    const auto r = run_command("timeout 60 " + train(cfg, c.extra + kTinySets));
+    const auto r =
+        run_command("timeout -k 5 60 " + train(cfg, c.extra + kTinySets));  // SIGKILL: a blocked open ignores SIGTERM
     EXPECT_EQ(r.exit_code, 2) << c.name << "\n" << r.output;
     EXPECT_THAT(r.output, HasSubstr(c.expect)) << c.name;
   }
-  const auto fifo_config = run_command("timeout 60 " + train(d / "pipe.json"));
+  const auto fifo_config = run_command("timeout -k 5 60 " + train(d / "pipe.json"));
   EXPECT_EQ(fifo_config.exit_code, 2) << fifo_config.output;
   EXPECT_THAT(fifo_config.output, HasSubstr("pipe.json: a FIFO (named pipe), not a regular file: the config file"));
 }

@@ -153,7 +153,7 @@ TEST(TokenizeCli, ChatErrorsNameTheFileAndTheChoices) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr(d.path() + ": a directory, not a regular file: the conversation file"));
   ASSERT_EQ(mkfifo((d / "pipe.json").c_str(), 0600), 0);
-  r = test::run_command("timeout 60 " + test::neftune_bin() + " tokenize --model " + dir + " --chat " +
+  r = test::run_command("timeout -k 5 60 " + test::neftune_bin() + " tokenize --model " + dir + " --chat " +
                         (d / "pipe.json") + " 2>&1");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("pipe.json: a FIFO (named pipe), not a regular file"));
