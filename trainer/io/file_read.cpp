@@ -126,7 +126,10 @@ std::string InputFile::read_all() {
     const size_t old = text.size();
     // Reads up to one byte past the limit, so a file that grew since it was opened is caught.
     const uint64_t room = limit == UINT64_MAX ? kChunk : limit - std::min<uint64_t>(limit, old) + 1;
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, room));
+    // What fstat said is left, plus a little to see the end (or growth): a small file is not given a
+    // whole chunk of zeroed buffer.
+    const uint64_t expected = size_ - std::min<uint64_t>(size_, old) + 4096;
+    const size_t want = static_cast<size_t>(std::min({uint64_t{kChunk}, room, expected}));
     text.resize(old + want);
     const ssize_t n = ::read(fd_, text.data() + old, want);
     if (n < 0 && errno == EINTR) {
